@@ -1,0 +1,9 @@
+// crew/crew.hpp — everything crew offers, in one include.
+#pragma once
+
+#include "crew/error.hpp"
+#include "crew/executor.hpp"
+#include "crew/future.hpp"
+#include "crew/outcome.hpp"
+#include "crew/version.hpp"
+#include "crew/when.hpp"

@@ -1,0 +1,70 @@
+#include "crew/error.hpp"
+
+#include <cxxabi.h>
+
+#include <memory>
+#include <typeinfo>
+#include <utility>
+
+namespace crew {
+
+std::string_view to_string(error_kind kind) noexcept {
+  switch (kind) {
+    case error_kind::exception:
+      return "exception";
+    case error_kind::crashed:
+      return "crashed";
+    case error_kind::timed_out:
+      return "timed_out";
+    case error_kind::out_of_memory:
+      return "out_of_memory";
+    case error_kind::cancelled:
+      return "cancelled";
+    case error_kind::worker_lost:
+      return "worker_lost";
+    case error_kind::serialization:
+      return "serialization";
+    case error_kind::pool_closed:
+      return "pool_closed";
+  }
+  return "unknown";
+}
+
+task_error::task_error(error_kind kind, const std::string& message)
+    : std::runtime_error(message), kind_(kind) {}
+
+task_error::task_error(error_kind kind, const std::string& message, details info)
+    : std::runtime_error(message), kind_(kind), info_(std::move(info)) {}
+
+namespace {
+
+std::string demangle(const char* name) {
+  int status = 0;
+  std::unique_ptr<char, void (*)(void*)> out{abi::__cxa_demangle(name, nullptr, nullptr, &status),
+                                             std::free};
+  return status == 0 && out ? std::string{out.get()} : std::string{name};
+}
+
+}  // namespace
+
+task_error task_error::from_exception(std::exception_ptr error) {
+  details info;
+  info.original = error;
+  std::type_info* type = abi::__cxa_current_exception_type();
+  std::string message;
+  try {
+    std::rethrow_exception(error);
+  } catch (const task_error& e) {
+    return e;
+  } catch (const std::exception& e) {
+    type = abi::__cxa_current_exception_type();
+    message = e.what();
+  } catch (...) {
+    type = abi::__cxa_current_exception_type();
+    message = "task threw an exception that does not derive from std::exception";
+  }
+  info.remote_type = type != nullptr ? demangle(type->name()) : "unknown";
+  return {error_kind::exception, message, std::move(info)};
+}
+
+}  // namespace crew

@@ -1,0 +1,99 @@
+#include "support/process.hpp"
+
+#include <gtest/gtest.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+
+namespace crew::test {
+
+child_status run_in_child(const std::function<void()>& body, std::chrono::milliseconds timeout) {
+  int out[2];
+  if (pipe(out) != 0) throw std::runtime_error("pipe failed");
+  std::fflush(nullptr);
+  const pid_t pid = fork();
+  if (pid < 0) throw std::runtime_error("fork failed");
+  if (pid == 0) {
+    close(out[0]);
+    dup2(out[1], STDOUT_FILENO);
+    dup2(out[1], STDERR_FILENO);
+    close(out[1]);
+    int code = 0;
+    try {
+      body();
+      if (::testing::Test::HasFailure()) code = 1;
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "child threw: %s\n", e.what());
+      code = 1;
+    } catch (...) {
+      code = 1;
+    }
+    std::fflush(nullptr);
+    _exit(code);
+  }
+  close(out[1]);
+  child_status status;
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  char buffer[4096];
+  for (;;) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) {
+      kill(pid, SIGKILL);
+      status.timed_out = true;
+      break;
+    }
+    pollfd p{out[0], POLLIN, 0};
+    const int ready = poll(&p, 1, static_cast<int>(std::min<long>(left.count(), 100)));
+    if (ready > 0) {
+      const ssize_t n = read(out[0], buffer, sizeof buffer);
+      if (n <= 0) break;  // EOF: the child (and anything it forked holding the pipe) is done
+      status.output.append(buffer, static_cast<std::size_t>(n));
+    }
+  }
+  close(out[0]);
+  int raw = 0;
+  while (waitpid(pid, &raw, 0) < 0 && errno == EINTR) {
+  }
+  if (WIFEXITED(raw)) {
+    status.exited = true;
+    status.exit_code = WEXITSTATUS(raw);
+  } else if (WIFSIGNALED(raw)) {
+    status.signal = WTERMSIG(raw);
+  }
+  return status;
+}
+
+int open_fd_count() {
+  int count = 0;
+  for ([[maybe_unused]] const auto& entry : std::filesystem::directory_iterator{"/proc/self/fd"}) {
+    ++count;
+  }
+  return count - 1;  // the iterator's own descriptor
+}
+
+int mapping_count() {
+  std::ifstream maps{"/proc/self/maps"};
+  std::string line;
+  int count = 0;
+  while (std::getline(maps, line)) ++count;
+  return count;
+}
+
+bool process_alive(pid_t pid) {
+  std::ifstream stat{"/proc/" + std::to_string(pid) + "/stat"};
+  if (!stat) return false;
+  std::string content;
+  std::getline(stat, content);
+  const auto paren = content.rfind(')');
+  if (paren == std::string::npos || paren + 2 >= content.size()) return false;
+  const char state = content[paren + 2];
+  return state != 'Z' && state != 'X';
+}
+
+}  // namespace crew::test

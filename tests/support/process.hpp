@@ -1,0 +1,32 @@
+// Test support: run code in a sacrificial child process, and count what a process holds.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <functional>
+#include <string>
+
+namespace crew::test {
+
+struct child_status {
+  bool exited = false;  ///< exited normally (exit_code is valid)
+  int exit_code = -1;
+  int signal = 0;          ///< the signal that ended it, 0 if none
+  bool timed_out = false;  ///< killed by run_in_child because it overran
+  std::string output;      ///< what it wrote to stdout and stderr
+};
+
+/// Runs `body` in a forked child; the child exits 0 when body returns, 1 when it throws (a gtest
+/// failure inside the child also exits 1). Kills it with SIGKILL past `timeout`.
+child_status run_in_child(const std::function<void()>& body,
+                          std::chrono::milliseconds timeout = std::chrono::seconds{60});
+
+/// Number of open file descriptors of this process.
+int open_fd_count();
+/// Number of lines in /proc/self/maps.
+int mapping_count();
+/// Whether a process with this pid exists and is not a zombie.
+bool process_alive(pid_t pid);
+
+}  // namespace crew::test
