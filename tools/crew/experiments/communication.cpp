@@ -1,0 +1,278 @@
+// Experiment 3 — communication: round-trip latency and bandwidth of messages from 64 B to
+// 64 MiB between threads and between processes over a pipe, a Unix socket and TCP on loopback.
+#include <arpa/inet.h>
+#include <linux/futex.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstring>
+#include <thread>
+
+#include "experiments/common.hpp"
+#include "experiments/pools.hpp"
+#include "experiments/registry.hpp"
+#include "lab/child.hpp"
+
+namespace crew::lab {
+namespace {
+
+std::string size_name(std::size_t b) {
+  return format_value(static_cast<double>(b), "B");
+}
+
+int iterations_for(const config& cfg, std::size_t bytes) {
+  const std::size_t budget = cfg.quick ? (std::size_t{2} << 20) : (std::size_t{16} << 20);
+  const std::size_t cap = cfg.quick ? 300 : 3000;
+  return static_cast<int>(std::clamp<std::size_t>(budget / bytes, 1, cap));
+}
+
+// ---- threads: copy into a shared mailbox, hand off with a futex, copy back -----------------
+
+struct mailbox {
+  std::atomic<std::uint32_t> turn{0};  // 0: caller's, 1: echo's, 2: stop
+  std::vector<char> request, response;
+};
+
+void wait_not(std::atomic<std::uint32_t>& w, std::uint32_t v) noexcept {
+  for (;;) {
+    if (w.load(std::memory_order_acquire) != v) return;
+    ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&w), FUTEX_WAIT_PRIVATE, v, nullptr,
+              nullptr, 0);
+  }
+}
+void set_wake(std::atomic<std::uint32_t>& w, std::uint32_t v) noexcept {
+  w.store(v, std::memory_order_release);
+  ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&w), FUTEX_WAKE_PRIVATE, 1, nullptr,
+            nullptr, 0);
+}
+
+std::vector<double> thread_samples(std::size_t bytes, int iters, int n) {
+  mailbox box;
+  box.request.resize(bytes);
+  box.response.resize(bytes);
+  std::thread echo([&] {
+    std::vector<char> local(bytes);
+    for (;;) {
+      wait_not(box.turn, 0);
+      if (box.turn.load(std::memory_order_acquire) == 2) return;
+      std::memcpy(local.data(), box.request.data(), bytes);
+      std::memcpy(box.response.data(), local.data(), bytes);
+      set_wake(box.turn, 0);
+    }
+  });
+  std::vector<char> out(bytes, 'x'), in(bytes);
+  std::vector<double> v;
+  for (int s = 0; s < n; ++s) {
+    const auto t0 = clock::now();
+    for (int i = 0; i < iters; ++i) {
+      std::memcpy(box.request.data(), out.data(), bytes);
+      set_wake(box.turn, 1);
+      wait_not(box.turn, 1);
+      std::memcpy(in.data(), box.response.data(), bytes);
+    }
+    v.push_back(seconds_since(t0) / iters);
+  }
+  set_wake(box.turn, 2);
+  echo.join();
+  return v;
+}
+
+// ---- processes: an echo child on a pair of file descriptors --------------------------------
+
+[[noreturn]] void echo_loop(int rfd, int wfd, std::size_t bytes) {
+  std::vector<char> buf(bytes);
+  while (read_all(rfd, buf.data(), bytes) && write_all(wfd, buf.data(), bytes)) {
+  }
+  ::_exit(0);
+}
+
+std::vector<double> fd_samples(int wfd, int rfd, std::size_t bytes, int iters, int n) {
+  std::vector<char> out(bytes, 'x'), in(bytes);
+  std::vector<double> v;
+  for (int s = 0; s < n; ++s) {
+    const auto t0 = clock::now();
+    for (int i = 0; i < iters; ++i) {
+      if (!write_all(wfd, out.data(), bytes) || !read_all(rfd, in.data(), bytes)) return {};
+    }
+    v.push_back(seconds_since(t0) / iters);
+  }
+  return v;
+}
+
+std::vector<double> pipe_samples(std::size_t bytes, int iters, int n) {
+  int down[2], up[2];
+  if (::pipe(down) != 0) return {};
+  if (::pipe(up) != 0) {
+    ::close(down[0]);
+    ::close(down[1]);
+    return {};
+  }
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    ::close(down[1]);
+    ::close(up[0]);
+    echo_loop(down[0], up[1], bytes);
+  }
+  ::close(down[0]);
+  ::close(up[1]);
+  auto v = pid > 0 ? fd_samples(down[1], up[0], bytes, iters, n) : std::vector<double>{};
+  ::close(down[1]);
+  ::close(up[0]);
+  if (pid > 0) wait_for(pid);
+  return v;
+}
+
+std::vector<double> unix_samples(std::size_t bytes, int iters, int n) {
+  int sv[2];
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) return {};
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    ::close(sv[0]);
+    echo_loop(sv[1], sv[1], bytes);
+  }
+  ::close(sv[1]);
+  auto v = pid > 0 ? fd_samples(sv[0], sv[0], bytes, iters, n) : std::vector<double>{};
+  ::close(sv[0]);
+  if (pid > 0) wait_for(pid);
+  return v;
+}
+
+std::vector<double> tcp_samples(std::size_t bytes, int iters, int n) {
+  const int listener = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (listener < 0) return {};
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof addr;
+  if (::bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
+      ::listen(listener, 1) != 0 ||
+      ::getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+    ::close(listener);
+    return {};
+  }
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    const int c = ::accept(listener, nullptr, nullptr);
+    if (c < 0) ::_exit(1);
+    const int one = 1;
+    ::setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    echo_loop(c, c, bytes);
+  }
+  ::close(listener);
+  std::vector<double> v;
+  const int s = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (s >= 0 && pid > 0 && ::connect(s, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) {
+    const int one = 1;
+    ::setsockopt(s, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    v = fd_samples(s, s, bytes, iters, n);
+  }
+  if (s >= 0) ::close(s);
+  if (pid > 0) wait_for(pid);
+  return v;
+}
+
+using sampler = std::vector<double> (*)(std::size_t, int, int);
+
+result run(const config& cfg, progress& prog) {
+  result r;
+  std::vector<std::size_t> sizes;
+  if (cfg.quick) {
+    sizes = {64, 4096, 256 << 10, 64 << 20};
+  } else {
+    for (std::size_t b = 64; b <= (std::size_t{64} << 20); b *= 4) sizes.push_back(b);
+  }
+  const struct {
+    const char* group;
+    sampler fn;
+  } transports[] = {{"threads: shared memory", thread_samples},
+                    {"processes: pipe", pipe_samples},
+                    {"processes: Unix socket", unix_samples},
+                    {"processes: TCP loopback", tcp_samples}};
+  const int n = cfg.warmup + cfg.repeat;
+  for (const auto& t : transports) {
+    for (std::size_t b : sizes) {
+      prog.step(std::string(t.group) + ", " + size_name(b));
+      series s;
+      s.name = std::string(t.group) + ", " + size_name(b);
+      s.group = t.group;
+      s.x = static_cast<double>(b);
+      s.unit = "s";
+      auto v = t.fn(b, iterations_for(cfg, b), n);
+      if (v.empty()) {
+        s.state = series_state::failed;
+        s.note = "the transport could not be set up";
+      } else {
+        file_samples(s, v, cfg.warmup);
+      }
+      r.data.push_back(std::move(s));
+    }
+  }
+  r.data.push_back(pools::shm_ring_round_trip(cfg, 0));
+  r.data.push_back(pools::mpi_round_trip(cfg, 0));
+
+  r.method =
+      "A round trip sends a message of the given size and waits for the same number of "
+      "bytes back from an echo peer. Threads copy into a mailbox and hand off with a "
+      "futex; processes use a forked echo child on a pipe pair, a socketpair, or a "
+      "TCP_NODELAY connection on 127.0.0.1. Each sample averages as many round trips as "
+      "fit about " +
+      std::string(cfg.quick ? "2 MiB" : "16 MiB") +
+      " of traffic. Bandwidth = 2 × size / round-trip time.";
+  r.chart = {chart_kind::lines, "message size", "round-trip time", "B", true, true, true};
+
+  r.derived.columns = {"size"};
+  for (const auto& t : transports) r.derived.columns.push_back(std::string(t.group) + " B/W");
+  for (std::size_t b : sizes) {
+    std::vector<std::string> row{size_name(b)};
+    for (const auto& t : transports) {
+      const series* s = find_series(r, std::string(t.group) + ", " + size_name(b));
+      row.push_back(s && s->has_data()
+                        ? format_value(2.0 * static_cast<double>(b) / s->stats().median, "B/s")
+                        : "n/a");
+    }
+    r.derived.rows.push_back(std::move(row));
+  }
+  const std::string small = size_name(sizes.front());
+  const series* thr = find_series(r, std::string("threads: shared memory, ") + small);
+  double best_fd = INFINITY;
+  std::string best_name;
+  for (int i = 1; i < 4; ++i) {
+    const series* s = find_series(r, std::string(transports[i].group) + ", " + small);
+    if (s && s->has_data() && s->stats().median < best_fd) {
+      best_fd = s->stats().median;
+      best_name = transports[i].group;
+    }
+  }
+  if (!thr || !thr->has_data() || best_name.empty()) {
+    r.verdict = verdict_kind::not_measured;
+    r.verdict_text = "a transport failed";
+    r.measured = "n/a";
+    return r;
+  }
+  const double ratio = best_fd / thr->stats().median;
+  r.measured = small + " round trip: shared memory " + format_value(thr->stats().median, "s") +
+               ", fastest kernel transport (" + best_name + ") " + format_value(best_fd, "s");
+  r.verdict = ratio >= 1.5 ? verdict_kind::confirmed
+              : ratio >= 1 ? verdict_kind::mixed
+                           : verdict_kind::refuted;
+  r.verdict_text = "for small messages shared memory is " + format_value(ratio, "x") +
+                   " faster than the best kernel transport";
+  return r;
+}
+
+}  // namespace
+
+experiment communication_experiment() {
+  return {"communication", "Communication",
+          "For small messages a shared-memory hand-off is much faster than any kernel transport "
+          "(pipe, Unix socket, TCP); for large messages all of them are limited by copying.",
+          run};
+}
+
+}  // namespace crew::lab

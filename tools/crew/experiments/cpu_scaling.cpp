@@ -1,0 +1,121 @@
+// Experiment 5 — CPU-bound scaling: one compute kernel on 1 … 2×cores workers.
+#include <atomic>
+#include <cmath>
+#include <new>
+
+#include "experiments/common.hpp"
+#include "experiments/kernels.hpp"
+#include "experiments/pools.hpp"
+#include "experiments/registry.hpp"
+
+namespace crew::lab {
+namespace {
+
+struct alignas(64) work_queue {
+  std::atomic<unsigned> next{0};
+  std::atomic<std::uint64_t> sink{0};
+};
+
+double run_team(bool processes, unsigned workers, unsigned tasks, std::uint64_t iters) {
+  auto* q = new (map_shared(sizeof(work_queue))) work_queue{};
+  const double t = timed_team(processes, workers, [&](unsigned, const std::function<void()>& go) {
+    go();
+    std::uint64_t acc = 0;
+    for (unsigned i; (i = q->next.fetch_add(1, std::memory_order_relaxed)) < tasks;)
+      acc += cpu_kernel(iters, i);
+    q->sink.fetch_add(acc, std::memory_order_relaxed);
+  });
+  unmap(q, sizeof(work_queue));
+  return t;
+}
+
+result run(const config& cfg, progress& prog) {
+  result r;
+  const unsigned tasks = 48;  // divisible by 1, 2, 3, 4, 6, 8, 12, 16: no straggler rounds
+  const double task_s = cfg.quick ? 0.002 : 0.01;
+  prog.step("calibrating the kernel");
+  const std::uint64_t iters = calibrate_cpu_kernel(task_s);
+
+  prog.step("sequential");
+  series seq = measure(
+      cfg, "sequential", "s",
+      [&] {
+        const auto t0 = clock::now();
+        std::uint64_t acc = 0;
+        for (unsigned i = 0; i < tasks; ++i) acc += cpu_kernel(iters, i);
+        volatile std::uint64_t sink = acc;
+        (void)sink;
+        return seconds_since(t0);
+      },
+      "sequential", 1);
+  const double t1 = seq.stats().median;
+  r.data.push_back(seq);
+  for (unsigned w : cfg.workers) {
+    prog.step("threads × " + std::to_string(w));
+    r.data.push_back(measure(
+        cfg, "threads (std::thread) × " + std::to_string(w), "s",
+        [&] { return run_team(false, w, tasks, iters); }, "threads (std::thread)", w));
+    prog.step("processes × " + std::to_string(w));
+    r.data.push_back(measure(
+        cfg, "processes (fork) × " + std::to_string(w), "s",
+        [&] { return run_team(true, w, tasks, iters); }, "processes (fork)", w));
+  }
+  r.data.push_back(pools::thread_pool_cpu(cfg, 0, tasks, iters));
+  r.data.push_back(pools::process_pool_cpu(cfg, 0, tasks, iters));
+  r.data.push_back(pools::hybrid_pool_cpu(cfg, 0, tasks, iters));
+
+  r.method = std::to_string(tasks) + " tasks of an integer-mixing kernel (" +
+             std::to_string(iters) + " rounds, about " + format_value(task_s, "s") +
+             " each here) drawn from a shared atomic counter by N workers: std::threads, or "
+             "processes forked before the clock starts that share the counter in a MAP_SHARED "
+             "page. A sample is the wall time from the start signal until every worker is done. "
+             "Speed-up = sequential median / median; efficiency = speed-up / N.";
+  r.chart = {chart_kind::lines, "workers", "wall time for all tasks", "", false, false, true};
+  r.derived.columns = {"workers", "threads speed-up", "threads efficiency", "processes speed-up",
+                       "processes efficiency"};
+  double thr_at_cores = NAN, proc_at_cores = NAN, best_beyond = 0;
+  for (unsigned w : cfg.workers) {
+    const auto* ts = find_series(r, "threads (std::thread) × " + std::to_string(w));
+    const auto* ps = find_series(r, "processes (fork) × " + std::to_string(w));
+    const double st = ts && ts->has_data() ? t1 / ts->stats().median : NAN;
+    const double sp = ps && ps->has_data() ? t1 / ps->stats().median : NAN;
+    r.derived.rows.push_back({std::to_string(w), format_value(st, "x"), format_value(st / w, "%"),
+                              format_value(sp, "x"), format_value(sp / w, "%")});
+    if (w == cfg.cores) {
+      thr_at_cores = st;
+      proc_at_cores = sp;
+    }
+    if (w > cfg.cores) best_beyond = std::max({best_beyond, st, sp});
+  }
+  r.measured = "speed-up at " + std::to_string(cfg.cores) + " workers: threads " +
+               format_value(thr_at_cores, "x") + ", processes " + format_value(proc_at_cores, "x");
+  if (std::isnan(thr_at_cores) || std::isnan(proc_at_cores)) {
+    r.verdict = verdict_kind::not_measured;
+    r.verdict_text = "no measurement at workers = cores (" + std::to_string(cfg.cores) + ")";
+    return r;
+  }
+  const double want = 0.7 * cfg.cores;
+  const bool scale = thr_at_cores >= want && proc_at_cores >= want;
+  const bool flat = best_beyond <= 1.2 * std::max(thr_at_cores, proc_at_cores);
+  r.verdict = scale && flat   ? verdict_kind::confirmed
+              : scale || flat ? verdict_kind::mixed
+                              : verdict_kind::refuted;
+  r.verdict_text =
+      std::string(scale ? "threads and processes both reach ≥70% efficiency at cores"
+                        : "at least one model fell short of 70% efficiency at cores (a busy "
+                          "machine does this)") +
+      "; " +
+      (flat ? "more workers than cores gained nothing" : "more workers than cores still helped");
+  return r;
+}
+
+}  // namespace
+
+experiment cpu_scaling_experiment() {
+  return {"cpu", "CPU-bound scaling",
+          "For CPU-bound work threads and processes both scale to the number of cores, and no "
+          "further.",
+          run};
+}
+
+}  // namespace crew::lab
