@@ -1,9 +1,11 @@
 // crew/crew.hpp — everything crew offers, in one include.
 #pragma once
 
+#include "crew/algorithm.hpp"
 #include "crew/error.hpp"
 #include "crew/executor.hpp"
 #include "crew/future.hpp"
 #include "crew/outcome.hpp"
+#include "crew/thread_pool.hpp"
 #include "crew/version.hpp"
 #include "crew/when.hpp"

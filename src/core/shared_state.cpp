@@ -104,6 +104,10 @@ void state_base::wait() const {
   if (is_ready()) return;
   wait_helper* helper = current_wait_helper();
   if (helper == nullptr) {
+    // Not started yet: run it here rather than sleep until a worker gets to it. (A pool worker
+    // does not: its helper pops the newest task of its own deque, usually this one, without
+    // leaving a dead entry behind.) The state is never const itself, only this view of it.
+    if (status() == pending && const_cast<state_base*>(this)->run_inline()) return;
     sleep_until_ready(nullptr);
     return;
   }

@@ -108,6 +108,10 @@ class state_base {
   virtual void destroy() noexcept { delete this; }
   /// Executor hook: stop a running task. Returns true when the task will end as cancelled.
   virtual bool cancel_running() noexcept { return false; }
+  /// Executor hook, called by wait() while the task is pending: run the task on the waiting
+  /// thread instead of sleeping until a worker reaches it. Returns true when it ran it (the state
+  /// is then ready), false when it cannot (default) or somebody else took the task first.
+  virtual bool run_inline() noexcept { return false; }
 
   std::optional<task_error> error_;
 
@@ -185,6 +189,10 @@ class state_ptr {
     if (state_ != nullptr) state_->add_ref();
   }
   state_ptr(state_ptr&& other) noexcept : state_(std::exchange(other.state_, nullptr)) {}
+  /// From a reference to a derived state (e.g. an executor's task state).
+  template <class U>
+    requires std::is_convertible_v<U*, S*>
+  state_ptr(state_ptr<U>&& other) noexcept : state_(other.detach()) {}  // NOLINT
   state_ptr& operator=(state_ptr other) noexcept {
     std::swap(state_, other.state_);
     return *this;

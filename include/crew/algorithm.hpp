@@ -1,0 +1,269 @@
+// crew/algorithm.hpp — parallel map, for_each, parallel_for, reduce and transform_reduce over any
+// crew executor.
+//
+// Two forms of each:
+//  - compile-time:  crew::map<&fn>(ex, inputs, {.grain = n}). Works on every executor (it only uses
+//    ex.concurrency() and ex.template submit<&chunk_fn>(chunk)); each chunk's items are copied
+//    into its task, so a process or MPI pool can ship them.
+//  - callable:      crew::map(pool, inputs, lambda). Only for executors that run closures in the
+//    caller's address space (the thread pool); chunks refer to the caller's range, nothing is
+//    copied, and the callable may capture by reference.
+//
+// Chunking: n items are cut into chunks of `grain` items; grain 0 (the default) means automatic,
+// about 4 chunks per unit of ex.concurrency(), so a million tiny items are a handful of tasks.
+// An empty range submits nothing and returns at once (empty vector / the identity).
+//
+// Failure: the algorithm waits for every chunk — when it returns or throws, no task still refers
+// to the caller's data or callable — then rethrows the first failure in input order (the item's
+// own exception on a thread pool, a task_error elsewhere). Other chunks still run to the end.
+//
+// Thread-safety: each call is independent; the inputs must not be modified while it runs.
+// Blocking: every call blocks until all its chunks have finished; on a pool worker it runs other
+// tasks meanwhile, so the algorithms can be nested inside tasks of the same pool.
+// reduce/transform_reduce: `op` must be associative and `identity` its identity element: chunks
+// are folded separately (each from `identity`), then the chunk results left to right.
+#pragma once
+
+#include <cstddef>
+#include <functional>
+#include <iterator>
+#include <ranges>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "crew/detail/algorithm/chunk.hpp"
+#include "crew/executor.hpp"
+#include "crew/future.hpp"
+
+namespace crew {
+
+/// Options shared by the algorithms.
+struct algorithm_options {
+  /// Items per task; 0 = automatic (about 4 chunks per unit of the executor's concurrency).
+  std::size_t grain = 0;
+};
+
+/// An executor that also runs arbitrary closures in the caller's process: ex.submit(callable).
+template <class E>
+concept closure_executor = executor<E> && requires(E& ex) {
+  { ex.submit(detail::any_closure{}) } -> std::same_as<future<void>>;
+};
+
+/// A range the algorithms can cut into chunks.
+template <class R>
+concept chunkable_range = std::ranges::random_access_range<R> && std::ranges::sized_range<R>;
+
+namespace detail {
+template <chunkable_range R>
+std::vector<std::ranges::range_value_t<R>> copy_chunk(const R& inputs, std::size_t lo,
+                                                      std::size_t hi) {
+  auto first = std::ranges::begin(inputs) + static_cast<std::ptrdiff_t>(lo);
+  return {first, first + static_cast<std::ptrdiff_t>(hi - lo)};
+}
+}  // namespace detail
+
+// ---------------------------------------------------------------- compile-time forms (any
+// executor)
+
+/// Returns {Fn(x) for x in inputs}, in input order.
+template <auto Fn, executor E, chunkable_range R>
+auto map(E& ex, const R& inputs, algorithm_options options = {}) {
+  using in = std::ranges::range_value_t<R>;
+  using out = detail::map_result_t<Fn, in>;
+  const std::size_t n = std::ranges::size(inputs);
+  std::vector<out> result;
+  if (n == 0) return result;
+  auto futures = detail::submit_chunks<std::vector<out>>(
+      detail::plan_chunks(n, ex.concurrency(), options.grain), n,
+      [&](std::size_t lo, std::size_t hi) {
+        return ex.template submit<&detail::map_chunk<Fn, in>>(detail::copy_chunk(inputs, lo, hi));
+      });
+  result.reserve(n);
+  for (auto&& part : detail::gather(futures)) {
+    std::move(part.begin(), part.end(), std::back_inserter(result));
+  }
+  return result;
+}
+
+/// Calls Fn(x) for every x in inputs (on a copy of x: the executor may be another process).
+template <auto Fn, executor E, chunkable_range R>
+void for_each(E& ex, const R& inputs, algorithm_options options = {}) {
+  using in = std::ranges::range_value_t<R>;
+  const std::size_t n = std::ranges::size(inputs);
+  if (n == 0) return;
+  auto futures =
+      detail::submit_chunks<void>(detail::plan_chunks(n, ex.concurrency(), options.grain), n,
+                                  [&](std::size_t lo, std::size_t hi) {
+                                    return ex.template submit<&detail::for_each_chunk<Fn, in>>(
+                                        detail::copy_chunk(inputs, lo, hi));
+                                  });
+  detail::gather(futures);
+}
+
+/// Calls Fn(i) for every i in [begin, end); nothing when begin >= end.
+template <auto Fn, executor E>
+void parallel_for(E& ex, std::size_t begin, std::size_t end, algorithm_options options = {}) {
+  if (begin >= end) return;
+  const std::size_t n = end - begin;
+  auto futures = detail::submit_chunks<void>(
+      detail::plan_chunks(n, ex.concurrency(), options.grain), n,
+      [&](std::size_t lo, std::size_t hi) {
+        return ex.template submit<&detail::for_index_chunk<Fn>>(begin + lo, begin + hi);
+      });
+  detail::gather(futures);
+}
+
+/// Folds inputs with Op (associative; identity is its identity element).
+template <auto Op, executor E, chunkable_range R, class T>
+T reduce(E& ex, const R& inputs, T identity, algorithm_options options = {}) {
+  const std::size_t n = std::ranges::size(inputs);
+  if (n == 0) return identity;
+  auto futures = detail::submit_chunks<T>(
+      detail::plan_chunks(n, ex.concurrency(), options.grain), n,
+      [&](std::size_t lo, std::size_t hi) {
+        std::vector<T> chunk;
+        chunk.reserve(hi - lo);
+        auto first = std::ranges::begin(inputs) + static_cast<std::ptrdiff_t>(lo);
+        for (std::size_t i = lo; i < hi; ++i, ++first) chunk.push_back(static_cast<T>(*first));
+        return ex.template submit<&detail::reduce_chunk<Op, T>>(std::move(chunk), identity);
+      });
+  T acc = identity;
+  for (auto&& part : detail::gather(futures))
+    acc = std::invoke(Op, std::move(acc), std::move(part));
+  return acc;
+}
+
+/// Folds {Fn(x) for x in inputs} with Op (associative; identity is its identity element).
+template <auto Fn, auto Op, executor E, chunkable_range R, class T>
+T transform_reduce(E& ex, const R& inputs, T identity, algorithm_options options = {}) {
+  using in = std::ranges::range_value_t<R>;
+  const std::size_t n = std::ranges::size(inputs);
+  if (n == 0) return identity;
+  auto futures = detail::submit_chunks<T>(
+      detail::plan_chunks(n, ex.concurrency(), options.grain), n,
+      [&](std::size_t lo, std::size_t hi) {
+        return ex.template submit<&detail::transform_reduce_chunk<Fn, Op, in, T>>(
+            detail::copy_chunk(inputs, lo, hi), identity);
+      });
+  T acc = identity;
+  for (auto&& part : detail::gather(futures))
+    acc = std::invoke(Op, std::move(acc), std::move(part));
+  return acc;
+}
+
+// ------------------------------------------------- callable forms (executors that share memory)
+
+/// Returns {f(x) for x in inputs}, in input order. Inputs are read in place, not copied.
+template <closure_executor E, chunkable_range R, class F>
+requires std::invocable<F&, std::ranges::range_reference_t<const R&>>
+auto map(E& ex, const R& inputs, F&& f, algorithm_options options = {}) {
+  using out = std::decay_t<std::invoke_result_t<F&, std::ranges::range_reference_t<const R&>>>;
+  const std::size_t n = std::ranges::size(inputs);
+  std::vector<out> result;
+  if (n == 0) return result;
+  auto futures = detail::submit_chunks<std::vector<out>>(
+      detail::plan_chunks(n, ex.concurrency(), options.grain), n,
+      [&](std::size_t lo, std::size_t hi) {
+        return ex.submit([&inputs, &f, lo, hi] {
+          std::vector<out> part;
+          part.reserve(hi - lo);
+          auto it = std::ranges::begin(inputs) + static_cast<std::ptrdiff_t>(lo);
+          for (std::size_t i = lo; i < hi; ++i, ++it) part.push_back(std::invoke(f, *it));
+          return part;
+        });
+      });
+  result.reserve(n);
+  for (auto&& part : detail::gather(futures)) {
+    std::move(part.begin(), part.end(), std::back_inserter(result));
+  }
+  return result;
+}
+
+/// Calls f(x) for every element, in place: f may modify x when `inputs` is not const.
+template <closure_executor E, chunkable_range R, class F>
+requires std::invocable<F&, std::ranges::range_reference_t<R&>>
+void for_each(E& ex, R&& inputs, F&& f, algorithm_options options = {}) {
+  const std::size_t n = std::ranges::size(inputs);
+  if (n == 0) return;
+  auto futures = detail::submit_chunks<void>(
+      detail::plan_chunks(n, ex.concurrency(), options.grain), n,
+      [&](std::size_t lo, std::size_t hi) {
+        return ex.submit([&inputs, &f, lo, hi] {
+          detail::with_local_copy(f, [&inputs, lo, hi](auto& g) {
+            auto it = std::ranges::begin(inputs) + static_cast<std::ptrdiff_t>(lo);
+            for (std::size_t i = lo; i < hi; ++i, ++it) std::invoke(g, *it);
+          });
+        });
+      });
+  detail::gather(futures);
+}
+
+/// Calls f(i) for every i in [begin, end); nothing when begin >= end.
+template <closure_executor E, class F>
+requires std::invocable<F&, std::size_t>
+void parallel_for(E& ex, std::size_t begin, std::size_t end, F&& f,
+                  algorithm_options options = {}) {
+  if (begin >= end) return;
+  const std::size_t n = end - begin;
+  auto futures =
+      detail::submit_chunks<void>(detail::plan_chunks(n, ex.concurrency(), options.grain), n,
+                                  [&](std::size_t lo, std::size_t hi) {
+                                    return ex.submit([&f, first = begin + lo, last = begin + hi] {
+                                      detail::with_local_copy(f, [first, last](auto& g) {
+                                        for (std::size_t i = first; i < last; ++i)
+                                          std::invoke(g, i);
+                                      });
+                                    });
+                                  });
+  detail::gather(futures);
+}
+
+/// Folds inputs with op (associative; identity is its identity element). Inputs are not copied.
+template <closure_executor E, chunkable_range R, class T, class Op>
+requires std::invocable<Op&, T, std::ranges::range_reference_t<const R&>> T
+reduce(E& ex, const R& inputs, T identity, Op&& op, algorithm_options options = {}) {
+  const std::size_t n = std::ranges::size(inputs);
+  if (n == 0) return identity;
+  auto futures = detail::submit_chunks<T>(detail::plan_chunks(n, ex.concurrency(), options.grain),
+                                          n, [&](std::size_t lo, std::size_t hi) {
+                                            return ex.submit([&inputs, &op, &identity, lo, hi] {
+                                              T acc = identity;
+                                              auto it = std::ranges::begin(inputs) +
+                                                        static_cast<std::ptrdiff_t>(lo);
+                                              for (std::size_t i = lo; i < hi; ++i, ++it)
+                                                acc = std::invoke(op, std::move(acc), *it);
+                                              return acc;
+                                            });
+                                          });
+  T acc = identity;
+  for (auto&& part : detail::gather(futures))
+    acc = std::invoke(op, std::move(acc), std::move(part));
+  return acc;
+}
+
+/// Folds {fn(x) for x in inputs} with op. Inputs are not copied.
+template <closure_executor E, chunkable_range R, class T, class Op, class Fn>
+requires std::invocable<Fn&, std::ranges::range_reference_t<const R&>> T transform_reduce(
+    E& ex, const R& inputs, T identity, Op&& op, Fn&& fn, algorithm_options options = {}) {
+  const std::size_t n = std::ranges::size(inputs);
+  if (n == 0) return identity;
+  auto futures = detail::submit_chunks<T>(
+      detail::plan_chunks(n, ex.concurrency(), options.grain), n,
+      [&](std::size_t lo, std::size_t hi) {
+        return ex.submit([&inputs, &op, &fn, &identity, lo, hi] {
+          T acc = identity;
+          auto it = std::ranges::begin(inputs) + static_cast<std::ptrdiff_t>(lo);
+          for (std::size_t i = lo; i < hi; ++i, ++it) {
+            acc = std::invoke(op, std::move(acc), std::invoke(fn, *it));
+          }
+          return acc;
+        });
+      });
+  T acc = identity;
+  for (auto&& part : detail::gather(futures))
+    acc = std::invoke(op, std::move(acc), std::move(part));
+  return acc;
+}
+
+}  // namespace crew

@@ -1,0 +1,189 @@
+// crew/thread_pool.hpp — a work-stealing pool of threads: crew's in-process executor.
+//
+// Purpose: run many small tasks on a fixed set of worker threads. Each worker owns a deque
+// (LIFO for itself, FIFO for thieves); submissions from threads outside the pool go to one
+// injection queue. Idle workers search briefly, then park on a futex; a submission wakes a parked
+// worker only when no worker is already searching, so a busy pool makes no system calls.
+//
+// Waiting: a thread outside the pool that waits on a task's future with get()/wait()/result()
+// (not wait_for/wait_until) while the task has not started yet runs that task itself, right
+// there, like TBB's task_group::wait(): a submit-then-get round trip costs no thread hand-off.
+// Only the awaited task runs on the waiting thread, never another one; a task must therefore not
+// assume it runs on a worker (thread-locals, thread id). A pool worker that waits
+// runs other tasks of its pool meanwhile (first the newest task of its own deque, usually the one
+// it waits for), so recursive fork-join (submit + get per call) never deadlocks, even with 1
+// worker.
+//
+// Thread-safety: every member function may be called from any thread at the same time, unless
+// its comment says otherwise. What blocks: wait_idle(), shutdown() and the destructor; nothing
+// else does (submission takes a short internal lock when called from outside the pool).
+//
+// Lifetime: the destructor drains (runs every queued task, then joins the workers). Futures may
+// outlive the pool: they own their result. A submission after shutdown() returns a future that
+// holds error_kind::pool_closed; it never crashes or blocks.
+//
+// Errors: a task's exception never kills a worker; future::get() rethrows the task's own
+// exception (whatever its type), future::result() gives task_error with error_kind::exception.
+#pragma once
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <thread>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "crew/detail/thread_pool/task.hpp"
+#include "crew/error.hpp"
+#include "crew/executor.hpp"
+#include "crew/future.hpp"
+
+namespace crew {
+
+/// How to build a thread_pool.
+struct thread_pool_options {
+  /// Number of worker threads (default: std::thread::hardware_concurrency(), at least 1).
+  /// 0 is rejected with std::invalid_argument.
+  std::size_t workers = std::max(1U, std::thread::hardware_concurrency());
+  /// How many rounds an idle worker scans the queues before it parks. Each round ends with a
+  /// yield, so spinning never starves a thread that has real work on a busy machine.
+  std::uint32_t spin_rounds = 32;
+  /// Worker threads are named `<prefix><index>` (cut to 15 characters, the kernel's limit).
+  std::string thread_name_prefix = "crew-worker-";
+};
+
+/// A snapshot of a pool's counters. Counts are since construction; queued and running are
+/// instantaneous and approximate under concurrent activity.
+struct thread_pool_stats {
+  std::size_t workers = 0;
+  std::size_t queued = 0;   ///< submitted, not yet started
+  std::size_t running = 0;  ///< executing now (a waiting task and the tasks it helps both count)
+  std::uint64_t completed = 0;  ///< ran on a worker and returned
+  std::uint64_t failed = 0;     ///< ran on a worker and threw
+  std::uint64_t cancelled = 0;  ///< never ran: cancelled while queued, or dropped by shutdown
+  std::uint64_t stolen = 0;     ///< taken by a worker from another worker's deque
+  /// Ran on the thread that waited for it (see "Waiting" above), whatever its outcome; counted
+  /// once a worker has dequeued the node the task left behind.
+  std::uint64_t inlined = 0;
+};
+
+namespace detail {
+class pool_core;
+}
+
+class thread_pool {
+ public:
+  /// std::thread::hardware_concurrency() workers (1 if unknown). Blocks until they exist.
+  thread_pool();
+  /// `workers` threads; throws std::invalid_argument if workers == 0.
+  explicit thread_pool(std::size_t workers);
+  /// Throws std::invalid_argument when options.workers is 0 or absurd (> 4096).
+  explicit thread_pool(thread_pool_options options);
+
+  thread_pool(const thread_pool&) = delete;
+  thread_pool& operator=(const thread_pool&) = delete;
+
+  /// Drains: runs every queued task, then joins the workers (shutdown(drain)). Blocks.
+  /// Must not run on one of this pool's own workers (it would join itself): it then terminates.
+  ~thread_pool();
+
+  /// Thread-safe, never blocks: the number of workers.
+  [[nodiscard]] std::size_t concurrency() const noexcept;
+
+  /// Thread-safe, never blocks. Runs fn(args...) on a worker; `Fn` is a function pointer, a
+  /// function template specialization or a captureless lambda. The form every crew executor
+  /// accepts. Arguments are decay-copied into the task, like std::async.
+  template <auto Fn, class... A>
+  auto submit(A&&... args) {
+    return submit(detail::constant_fn<Fn>{}, std::forward<A>(args)...);
+  }
+
+  /// Thread-safe, never blocks. Runs f(args...) — or f(stop_token, args...) when f accepts a
+  /// std::stop_token first; future::cancel() on a running task then requests a stop, and the
+  /// task may still finish normally. After shutdown the future holds error_kind::pool_closed.
+  template <class F, class... A>
+  requires std::is_invocable_v < std::decay_t<F>
+  &, std::decay_t<A>... > || detail::takes_stop_token_v<std::decay_t<F>, std::decay_t<A>...>
+                                 future<detail::task_result_t<F, A...>> submit(F&& f, A&&... args) {
+    using result = detail::task_result_t<F, A...>;
+    using state = detail::task_state<result, std::decay_t<F>, std::decay_t<A>...>;
+    auto* task = new state(std::forward<F>(f), std::forward<A>(args)...);
+    future<result> out{detail::state_ptr<detail::shared_state<result>>{task}};
+    submit_node(task);
+    return out;
+  }
+
+  /// Thread-safe, never blocks. Like submit() without a future: returns false (and drops the
+  /// task) after shutdown. An exception thrown by a detached task is counted in stats().failed
+  /// and otherwise ignored.
+  template <class F, class... A>
+  bool detach(F&& f, A&&... args) {
+    using task = detail::detached_task<std::decay_t<F>, std::decay_t<A>...>;
+    auto* node = new task(std::forward<F>(f), std::forward<A>(args)...);
+    return submit_node(node);
+  }
+
+  /// Thread-safe, never blocks. Submits `count` tasks f(0) ... f(count - 1) (a copy of f each)
+  /// under one lock and one wake-up; returns their futures in index order.
+  template <class F>
+  auto submit_bulk(std::size_t count, const F& f)
+      -> std::vector<future<detail::task_result_t<F, std::size_t>>> {
+    using result = detail::task_result_t<F, std::size_t>;
+    using state = detail::task_state<result, F, std::size_t>;
+    std::vector<future<result>> out;
+    std::vector<detail::task_node*> nodes;
+    out.reserve(count);
+    nodes.reserve(count);
+    for (std::size_t i = 0; i < count; ++i) {
+      auto* task = new state(f, i);
+      out.emplace_back(detail::state_ptr<detail::shared_state<result>>{task});
+      nodes.push_back(task);
+    }
+    submit_nodes(nodes);
+    return out;
+  }
+
+  /// Thread-safe, never blocks. Like submit_bulk() without futures; false after shutdown.
+  template <class F>
+  bool detach_bulk(std::size_t count, const F& f) {
+    std::vector<detail::task_node*> nodes;
+    nodes.reserve(count);
+    for (std::size_t i = 0; i < count; ++i) {
+      nodes.push_back(new detail::detached_task<F, std::size_t>(f, i));
+    }
+    return submit_nodes(nodes);
+  }
+
+  /// Thread-safe; blocks until no task is queued or running (a snapshot: tasks submitted
+  /// concurrently may start right after it returns). Throws std::logic_error when called from
+  /// one of this pool's own workers, where it could never return.
+  void wait_idle();
+
+  /// Thread-safe; blocks. Stops accepting submissions from outside the pool (they get
+  /// pool_closed), then either runs everything queued (drain; tasks may still submit subtasks
+  /// while draining) or ends every queued task with pool_closed (cancel_pending; running tasks
+  /// finish), and joins the workers. Idempotent: later calls wait for the first to finish.
+  /// Throws std::logic_error when called from one of this pool's own workers.
+  void shutdown(shutdown_mode mode = shutdown_mode::drain);
+
+  /// Thread-safe, never blocks: whether shutdown() has begun.
+  [[nodiscard]] bool closed() const noexcept;
+
+  /// Thread-safe, never blocks: a snapshot of the counters.
+  [[nodiscard]] thread_pool_stats stats() const noexcept;
+
+ private:
+  // Queue a node; when the pool is closed (or queuing fails) the node is discarded with
+  // pool_closed and the result is false. Never throws.
+  bool submit_node(detail::task_node* task) noexcept;
+  bool submit_nodes(const std::vector<detail::task_node*>& tasks) noexcept;
+
+  std::shared_ptr<detail::pool_core> core_;
+};
+
+static_assert(executor<thread_pool>);
+
+}  // namespace crew
