@@ -11,6 +11,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <utility>
 
 namespace crew {
 
@@ -44,6 +45,13 @@ class task_error : public std::runtime_error {
     std::size_t peak_memory = 0;  ///< bytes, for out_of_memory
     bool poisoned = false;        ///< the task killed every worker it was retried on
     std::exception_ptr original;  ///< the task's own exception, when it ran in this process
+
+    /// Details that only name the task.
+    static details named(std::string task) {
+      details out;
+      out.task_name = std::move(task);
+      return out;
+    }
   };
 
   task_error(error_kind kind, const std::string& message);

@@ -77,11 +77,15 @@ int open_fd_count() {
   return count - 1;  // the iterator's own descriptor
 }
 
-int mapping_count() {
+int shared_mapping_count() {
   std::ifstream maps{"/proc/self/maps"};
   std::string line;
   int count = 0;
-  while (std::getline(maps, line)) ++count;
+  while (std::getline(maps, line)) {
+    // "start-end perms offset dev inode path": perms is e.g. "rw-s" for a shared mapping.
+    const auto space = line.find(' ');
+    if (space != std::string::npos && space + 4 < line.size() && line[space + 4] == 's') ++count;
+  }
   return count;
 }
 

@@ -24,8 +24,9 @@ child_status run_in_child(const std::function<void()>& body,
 
 /// Number of open file descriptors of this process.
 int open_fd_count();
-/// Number of lines in /proc/self/maps.
-int mapping_count();
+/// Number of shared mappings (MAP_SHARED: memfds, shared memory) in /proc/self/maps. Private
+/// mappings are left out: the allocator keeps arenas and thread stacks mapped for reuse.
+int shared_mapping_count();
 /// Whether a process with this pid exists and is not a zombie.
 bool process_alive(pid_t pid);
 

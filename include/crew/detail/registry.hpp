@@ -1,0 +1,185 @@
+// crew/detail/registry.hpp — the table of task functions a binary can run in another process.
+//
+// `submit<&fn>` names a function at compile time. Every such function is registered, before
+// main() runs, under a 64-bit id derived from its name; a worker process built from the same
+// binary (forked, exec'd, or an MPI rank on another node) has the same table, so a request
+// carries only the id. A worker refuses ids it does not know: a forged or corrupted message can
+// name only functions the binary registered, never an arbitrary address.
+//
+// Thread-safety: registration happens during static initialization (single-threaded); lookups
+// afterwards are read-only and safe from any thread. Two functions whose names collide get
+// distinct ids by registration order, which is fixed for a given binary.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <span>
+#include <string_view>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+
+#include "crew/codec.hpp"
+
+namespace crew::detail {
+
+/// Where a worker writes an encoded result: the transport hands out space for exactly n bytes.
+class byte_sink {
+ public:
+  virtual std::span<std::byte> acquire(std::size_t bytes) = 0;
+
+ protected:
+  ~byte_sink() = default;
+};
+
+struct task_entry {
+  /// Decodes the arguments from `args`, runs the function and encodes its result into `out`.
+  /// Throws serialization_error for bad arguments and whatever the function throws.
+  using invoker = void (*)(std::span<const std::byte> args, byte_sink& out);
+
+  std::uint64_t id = 0;
+  std::string_view name;
+  invoker invoke = nullptr;
+};
+
+/// Registers `entry` (its id may be adjusted to stay unique) and returns the stored entry.
+const task_entry& register_task(task_entry entry) noexcept;
+/// The entry with this id, or null.
+const task_entry* find_task(std::uint64_t id) noexcept;
+/// Number of registered functions.
+std::size_t registered_task_count() noexcept;
+
+template <auto Fn>
+constexpr std::string_view raw_function_name() noexcept {
+  return __PRETTY_FUNCTION__;
+}
+
+/// The source name of Fn as the compiler spells it, e.g. "square" or "ns::parse<int>".
+template <auto Fn>
+constexpr std::string_view function_name() noexcept {
+  constexpr std::string_view raw = raw_function_name<Fn>();
+  constexpr std::string_view key = "Fn = ";
+  constexpr std::size_t begin = raw.find(key) + key.size();
+  constexpr std::size_t end = raw.find_first_of(";]", begin);
+  std::string_view name = raw.substr(begin, end - begin);
+  if (name.starts_with('&')) name.remove_prefix(1);
+  return name;
+}
+
+constexpr std::uint64_t fnv1a(std::string_view text) noexcept {
+  std::uint64_t hash = 0xcbf29ce484222325ULL;
+  for (const char c : text) {
+    hash ^= static_cast<unsigned char>(c);
+    hash *= 0x100000001b3ULL;
+  }
+  return hash;
+}
+
+// --- the signature of a task function ---------------------------------------------------------
+
+template <class F>
+struct signature;
+template <class R, class... A>
+struct signature<R (*)(A...)> {
+  using result = R;
+  using params = std::tuple<A...>;
+};
+template <class R, class... A>
+struct signature<R (*)(A...) noexcept> : signature<R (*)(A...)> {};
+template <class C, class R, class... A>
+struct signature<R (C::*)(A...) const> : signature<R (*)(A...)> {};
+template <class C, class R, class... A>
+struct signature<R (C::*)(A...) const noexcept> : signature<R (*)(A...)> {};
+template <class F>
+requires requires {
+  &F::operator();
+}
+struct signature<F> : signature<decltype(&F::operator())> {};
+
+template <class T>
+struct decay_tuple;
+template <class... A>
+struct decay_tuple<std::tuple<A...>> {
+  using type = std::tuple<std::decay_t<A>...>;
+};
+
+/// What a task function looks like to an executor that crosses process boundaries.
+template <auto Fn>
+struct task_traits {
+  using fn_type = std::remove_cvref_t<decltype(Fn)>;
+  using result = typename signature<fn_type>::result;
+  using params = typename signature<fn_type>::params;
+  using decoded_args = typename decay_tuple<params>::type;
+};
+
+/// True when Fn can run in another process: a function pointer or captureless lambda whose
+/// decayed parameters and result are serializable.
+template <auto Fn>
+concept remote_task = requires {
+  typename task_traits<Fn>::result;
+};
+
+// Passes a decoded argument the way the parameter wants it: lvalue for `T&`, moved otherwise.
+template <class P, class V>
+decltype(auto) pass_as(V& value) noexcept {
+  if constexpr (std::is_lvalue_reference_v<P>) {
+    return static_cast<V&>(value);
+  } else {
+    return static_cast<V&&>(value);
+  }
+}
+
+template <auto Fn>
+void invoke_encoded(std::span<const std::byte> encoded_args, byte_sink& out) {
+  using traits = task_traits<Fn>;
+  typename traits::decoded_args args{};
+  codec::decode_into(encoded_args, args);
+  auto call = [&args]<std::size_t... I>(std::index_sequence<I...>)->decltype(auto) {
+    return std::invoke(
+        Fn, pass_as<std::tuple_element_t<I, typename traits::params>>(std::get<I>(args))...);
+  };
+  constexpr auto indices = std::make_index_sequence<std::tuple_size_v<typename traits::params>>{};
+  if constexpr (std::is_void_v<typename traits::result>) {
+    call(indices);
+    out.acquire(0);
+  } else {
+    const std::decay_t<typename traits::result> result = call(indices);
+    const std::size_t size = codec::encoded_size(result);
+    codec::encode_into(out.acquire(size), result);
+  }
+}
+
+template <auto Fn>
+const task_entry& make_registration() noexcept {
+  static_assert(codec::serializable<typename task_traits<Fn>::decoded_args>,
+                "crew: every parameter of a task function run in another process must be "
+                "serializable (see crew/codec.hpp)");
+  static_assert(std::is_void_v<typename task_traits<Fn>::result> ||
+                    codec::serializable<std::decay_t<typename task_traits<Fn>::result>>,
+                "crew: the result of a task function run in another process must be "
+                "serializable (see crew/codec.hpp)");
+  return register_task(
+      task_entry{fnv1a(function_name<Fn>()), function_name<Fn>(), &invoke_encoded<Fn>});
+}
+
+/// Fn's entry. Instantiating this registers Fn during static initialization of the binary, so
+/// every process started from the binary knows it before main().
+template <auto Fn>
+inline const task_entry& registered_task = make_registration<Fn>();
+
+}  // namespace crew::detail
+
+namespace crew {
+
+/// A reference to a registered task function, usable where a pool option names a function that
+/// must also run in a fresh process (e.g. process_pool_options::initializer = crew::task<&setup>).
+struct task_ref {
+  const detail::task_entry* entry = nullptr;
+  explicit operator bool() const noexcept { return entry != nullptr; }
+};
+
+template <auto Fn>
+inline const task_ref task{&detail::registered_task<Fn>};
+
+}  // namespace crew

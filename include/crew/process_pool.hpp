@@ -1,0 +1,234 @@
+// crew/process_pool.hpp — tasks run in a warm pool of worker processes.
+//
+// A process_pool accepts the same calls as a thread_pool (`submit<&fn>(args...)`, and every
+// algorithm in crew/algorithm.hpp), but each task runs in a worker process. What that buys:
+// a task that segfaults, aborts, hangs past `task_timeout`, grows past `memory_limit` or calls
+// exit() fails alone, with an error on its own future; its worker is replaced, every other task
+// completes, and nothing is left behind when the pool goes (workers also die with the parent,
+// even on SIGKILL). Requests and results travel through shared memory, with no system call
+// while both sides are awake.
+//
+// Tasks are functions known at compile time (free functions or captureless lambdas); their
+// arguments and results are serialized with crew/codec.hpp. A worker runs only functions the
+// binary registered, so a corrupt message can never make it call an arbitrary address.
+//
+// Thread-safety: every public member is safe to call from any thread, including from inside
+// another pool's tasks. Blocking: submit never blocks on the workers (it queues); wait_idle,
+// shutdown and the destructor block until the work they wait for is done. Lifetime: futures may
+// outlive the pool; the destructor drains (runs every queued task) unless shutdown said otherwise.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string_view>
+#include <thread>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "crew/codec.hpp"
+#include "crew/detail/registry.hpp"
+#include "crew/detail/shared_state.hpp"
+#include "crew/executor.hpp"
+#include "crew/future.hpp"
+#include "crew/init.hpp"
+
+namespace crew {
+
+/// How worker processes are started.
+enum class start_method {
+  fork,        ///< fork the parent: fastest; workers share what the parent loaded, copy-on-write
+  spawn,       ///< fork + exec of this binary: a clean process; needs crew::init() in main
+  forkserver,  ///< forked by a clean helper started by crew::init(): fast and thread-safe
+};
+
+namespace detail {
+inline std::size_t hardware_workers() noexcept {
+  const unsigned n = std::thread::hardware_concurrency();
+  return n == 0 ? 1 : n;
+}
+}  // namespace detail
+
+struct process_pool_options {
+  /// Worker processes; at least 1 (std::invalid_argument otherwise).
+  std::size_t workers = detail::hardware_workers();
+  start_method start = start_method::fork;
+  /// A task running longer is stopped (SIGTERM, then SIGKILL after kill_grace): timed_out.
+  /// Zero: no limit.
+  std::chrono::milliseconds task_timeout{0};
+  std::chrono::milliseconds kill_grace{200};
+  /// Resident memory (bytes) a worker may use; past it the worker is killed: out_of_memory.
+  /// Zero: no limit. Checked by sampling, every millisecond or so while tasks run.
+  std::size_t memory_limit = 0;
+  /// Recycle a worker after this many tasks (for leaky libraries). Zero: never.
+  std::size_t max_tasks_per_worker = 0;
+  /// Times a task whose worker died is tried again on a fresh worker. A task that kills
+  /// retries + 1 workers fails as crashed and is marked poisoned().
+  unsigned retries = 0;
+  /// Runs once at the start of every worker: crew::task<&fn> for a `void fn()`.
+  task_ref initializer{};
+  /// Tasks sent ahead to each worker, so that it never waits for the parent between tasks.
+  std::size_t pipeline_depth = 4;
+  /// Bytes of each shared-memory channel; larger messages stream through it.
+  std::size_t channel_bytes = std::size_t{1} << 20;
+};
+
+struct process_pool_stats {
+  std::size_t workers = 0;    ///< live worker processes
+  std::size_t queued = 0;     ///< submitted, not yet sent to a worker
+  std::size_t running = 0;    ///< sent to a worker, no result yet
+  std::size_t completed = 0;  ///< produced a value
+  std::size_t failed = 0;     ///< ended with a task_error (any kind, cancellations included)
+  std::size_t cancelled = 0;
+  std::size_t stolen = 0;    ///< always 0: tasks are dealt, not stolen
+  std::size_t restarts = 0;  ///< workers started to replace one that died or retired
+  std::size_t crashes = 0;   ///< workers that died while running a task
+  std::size_t timeouts = 0;  ///< workers stopped for a task past task_timeout
+};
+
+namespace detail {
+
+class process_pool_core;
+
+/// How the manager turns a worker's encoded result into the future's value.
+using result_decoder = void (*)(state_base& state, std::span<const std::byte> bytes);
+
+/// A task's state on a process pool: cancelling a started task asks the pool to stop it.
+template <class R>
+class remote_state final : public shared_state<R> {
+ public:
+  remote_state(std::shared_ptr<process_pool_core> core) noexcept : core_(std::move(core)) {}
+  std::uint64_t seq = 0;
+
+ private:
+  bool cancel_running() noexcept override;
+  std::shared_ptr<process_pool_core> core_;
+};
+
+bool cancel_remote(process_pool_core& core, std::uint64_t seq) noexcept;
+
+template <class R>
+bool remote_state<R>::cancel_running() noexcept {
+  return cancel_remote(*core_, seq);
+}
+
+template <class R>
+void decode_result(state_base& state, std::span<const std::byte> bytes) {
+  auto& typed = static_cast<remote_state<R>&>(state);
+  if constexpr (std::is_void_v<R>) {
+    if (!bytes.empty()) throw serialization_error("a void task's result carries bytes", 0);
+    typed.set_value();
+  } else {
+    R value{};
+    codec::decode_into(bytes, value);
+    typed.set_value(std::move(value));
+  }
+}
+
+// An argument as the task's parameter type: a reference when it already is one, else converted.
+template <class P, class A>
+decltype(auto) as_param(A&& arg) {
+  if constexpr (std::is_same_v<std::remove_cvref_t<A>, P>) {
+    return static_cast<const P&>(arg);
+  } else {
+    return P(std::forward<A>(arg));
+  }
+}
+
+struct submission {
+  const task_entry* entry;
+  state_base* state;  // the pool keeps a reference
+  result_decoder decode;
+  std::vector<std::byte> args;
+};
+
+}  // namespace detail
+
+namespace detail {
+
+/// What process_pool and hybrid_pool share: everything but how they are built.
+class remote_pool {
+ public:
+  remote_pool(const remote_pool&) = delete;
+  remote_pool& operator=(const remote_pool&) = delete;
+  /// Drains (like shutdown(drain)) unless shutdown() was called, then stops every worker.
+  ~remote_pool();
+
+  /// Runs Fn(args...) in a worker. Arguments are converted to Fn's parameter types and encoded
+  /// now, so the caller may change or free them at once. Thread-safe; never blocks on workers.
+  /// After shutdown the future holds pool_closed.
+  template <auto Fn, class... A>
+  auto submit(A&&... args) -> future<std::decay_t<typename detail::task_traits<Fn>::result>> {
+    using traits = detail::task_traits<Fn>;
+    using R = std::decay_t<typename traits::result>;
+    static_assert(std::tuple_size_v<typename traits::params> == sizeof...(A),
+                  "crew: submit<&fn>(args...) needs exactly fn's number of arguments");
+    const detail::task_entry& entry = detail::registered_task<Fn>;
+    auto state = detail::make_state<detail::remote_state<R>>(core_);
+    detail::submission job{&entry, state.get(), &detail::decode_result<R>, {}};
+    try {
+      encode_args<typename traits::params>(job.args, std::index_sequence_for<A...>{},
+                                           std::forward<A>(args)...);
+    } catch (const serialization_error& e) {
+      state->fail(task_error{error_kind::serialization, e.what(),
+                             task_error::details::named(std::string{entry.name})});
+      return future<R>{std::move(state)};
+    }
+    state->seq = enqueue(std::move(job));
+    return future<R>{std::move(state)};
+  }
+
+  /// Runs Fn(args...) in a worker without a future; failures are counted in stats() only.
+  template <auto Fn, class... A>
+  void detach(A&&... args) {
+    (void)submit<Fn>(std::forward<A>(args)...);
+  }
+
+  /// Blocks until nothing is queued or running. Thread-safe.
+  void wait_idle();
+
+  /// Stops accepting tasks (later submits get pool_closed). drain: waits for every queued and
+  /// running task; cancel_pending: queued tasks end as cancelled, running ones finish. Then the
+  /// workers exit. Blocks. Idempotent; thread-safe.
+  void shutdown(shutdown_mode mode = shutdown_mode::drain);
+
+  [[nodiscard]] process_pool_stats stats() const;
+  /// Tasks that run at once: worker processes × threads per process.
+  [[nodiscard]] std::size_t concurrency() const noexcept;
+  /// Pids of the live worker processes (for diagnostics and tests).
+  [[nodiscard]] std::vector<int> worker_pids() const;
+
+ protected:
+  remote_pool(const process_pool_options& options, std::size_t threads_per_process);
+
+ private:
+  template <class Params, std::size_t... I, class... A>
+  static void encode_args(std::vector<std::byte>& out, std::index_sequence<I...>, A&&... args) {
+    const auto view =
+        std::tuple<decltype(detail::as_param<std::decay_t<std::tuple_element_t<I, Params>>>(
+            std::forward<A>(args)))...>(
+            detail::as_param<std::decay_t<std::tuple_element_t<I, Params>>>(
+                std::forward<A>(args))...);
+    out.resize(codec::encoded_size(view));
+    codec::encode_into(out, view);
+  }
+
+  std::uint64_t enqueue(detail::submission job);
+
+  std::shared_ptr<detail::process_pool_core> core_;
+};
+
+}  // namespace detail
+
+/// Tasks run in worker processes, one task per process at a time.
+class process_pool : public detail::remote_pool {
+ public:
+  process_pool() : process_pool(process_pool_options{}) {}
+  explicit process_pool(const process_pool_options& options) : remote_pool(options, 1) {}
+};
+
+}  // namespace crew

@@ -1,0 +1,261 @@
+// The worker side of a process pool: serve requests from one slot until told to exit.
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <ctime>
+#include <string>
+#include <thread>
+#include <typeinfo>
+#include <utility>
+#include <vector>
+
+#include <cxxabi.h>
+
+#include "crew/codec.hpp"
+#include "crew/detail/registry.hpp"
+#include "executors/process/payload.hpp"
+#include "executors/process/protocol.hpp"
+#include "ipc/fd_passing.hpp"
+
+namespace crew::detail::process {
+namespace {
+
+std::uint64_t monotonic_ns() noexcept {
+  timespec now{};
+  clock_gettime(CLOCK_MONOTONIC, &now);
+  return static_cast<std::uint64_t>(now.tv_sec) * 1'000'000'000ULL +
+         static_cast<std::uint64_t>(now.tv_nsec);
+}
+
+std::string current_exception_type() {
+  const std::type_info* type = abi::__cxa_current_exception_type();
+  if (type == nullptr) return "unknown";
+  int status = 0;
+  char* name = abi::__cxa_demangle(type->name(), nullptr, nullptr, &status);
+  std::string out = status == 0 && name != nullptr ? name : type->name();
+  std::free(name);
+  return out;
+}
+
+/// Writes one result: in place in the result ring when it fits, else into a sealed memfd whose
+/// descriptor goes over the slot's socket.
+class result_writer final : public byte_sink {
+ public:
+  result_writer(ipc::ring_writer& ring, int socket, const ipc::wait_options& wait)
+      : ring_(ring), socket_(socket), wait_(wait) {}
+
+  void begin(std::uint64_t seq) noexcept {
+    header_ = {seq, result_status::ok, 0};
+    in_ring_ = {};
+    large_.reset();
+    acquired_ = false;
+  }
+
+  std::span<std::byte> acquire(std::size_t bytes) override {
+    acquired_ = true;
+    const std::size_t total = sizeof(result_header) + bytes;
+    if (total <= inline_limit(ring_)) {
+      in_ring_ = ring_.reserve(total, wait_);
+      return in_ring_.subspan(sizeof(result_header), bytes);
+    }
+    header_.reserved = flag_in_payload_fd;
+    large_.emplace(payload::create(bytes, /*sealable=*/true));
+    return large_->bytes();
+  }
+
+  /// Publishes the result acquired and filled by the task.
+  void finish() {
+    if (!acquired_) acquire(0);
+    if (large_) {
+      const std::uint64_t size = large_->size();
+      int fd = large_->seal_and_release_fd();
+      ipc::send_fds(socket_, std::span<const int>{&fd, 1});
+      close(fd);
+      large_.reset();
+      auto slot = ring_.reserve(sizeof(result_header) + sizeof size, wait_);
+      std::memcpy(slot.data(), &header_, sizeof header_);
+      std::memcpy(slot.data() + sizeof header_, &size, sizeof size);
+      ring_.commit();
+      return;
+    }
+    std::memcpy(in_ring_.data(), &header_, sizeof header_);
+    ring_.commit();
+  }
+
+  /// Publishes a failure instead of (or after a partial) result.
+  void fail(result_status status, const std::vector<std::byte>& encoded) {
+    large_.reset();
+    header_.status = status;
+    header_.reserved = 0;
+    if (acquired_ && !in_ring_.empty()) {
+      // A reservation is open: shrink it to the header. The message is lost; the status says why.
+      std::memcpy(in_ring_.data(), &header_, sizeof header_);
+      ring_.commit(sizeof header_);
+      return;
+    }
+    auto slot = ring_.reserve(sizeof header_ + encoded.size(), wait_);
+    std::memcpy(slot.data(), &header_, sizeof header_);
+    std::memcpy(slot.data() + sizeof header_, encoded.data(), encoded.size());
+    ring_.commit();
+  }
+
+ private:
+  ipc::ring_writer& ring_;
+  int socket_;
+  const ipc::wait_options& wait_;
+  result_header header_{};
+  std::span<std::byte> in_ring_;
+  std::optional<payload> large_;
+  bool acquired_ = false;
+};
+
+class null_sink final : public byte_sink {
+ public:
+  std::span<std::byte> acquire(std::size_t bytes) override {
+    buffer_.resize(bytes);
+    return buffer_;
+  }
+
+ private:
+  std::vector<std::byte> buffer_;
+};
+
+}  // namespace
+
+namespace {
+
+/// One thread's loop over one slot: returns when the slot is told to exit. A broken channel or
+/// a lost parent ends the whole process.
+void serve_slot(std::byte* region, const worker_config& config, std::size_t thread) {
+  const region_layout layout{config.channel_bytes, config.slot_count};
+  const std::span<std::byte> bytes{region, config.region_bytes};
+  const slot_layout where = layout.slot(config.slot + thread);
+  auto* control = reinterpret_cast<slot_control*>(region + where.control);
+  const int socket = config.socket_fds[thread];
+  try {
+    ipc::ring_reader requests{ipc::spsc_ring::attach(bytes, where.requests)};
+    ipc::ring_writer results{ipc::spsc_ring::attach(bytes, where.results)};
+    ipc::wait_options wait;
+    wait.spin = std::chrono::microseconds{50};
+    wait.poll = std::chrono::milliseconds{100};
+    const int parent = config.parent_pid;
+    wait.peer_alive = [parent] { return getppid() == parent; };
+    control->ready.store(1, std::memory_order_release);
+
+    result_writer out{results, socket, wait};
+    std::vector<std::byte> big;
+    const task_entry* last = nullptr;
+    for (;;) {
+      const ipc::ring_message message = requests.wait_peek(wait);
+      std::span<const std::byte> request = message.bytes;
+      if (message.streamed) {
+        big.resize(message.size);
+        requests.read_streamed(big, wait);
+        request = big;
+      }
+      request_header header{};
+      if (request.size() < sizeof header) _exit(72);  // the parent is trusted: this is a bug
+      std::memcpy(&header, request.data(), sizeof header);
+      if (header.kind == request_kind::exit) return;
+      std::span<const std::byte> args = request.subspan(sizeof header);
+
+      std::optional<payload> large_args;
+      if (header.reserved == flag_in_payload_fd) {
+        std::uint64_t size = 0;
+        if (args.size() != sizeof size) _exit(73);
+        std::memcpy(&size, args.data(), sizeof size);
+        auto fds = ipc::recv_fds(socket, 1);
+        if (fds.size() != 1) _exit(74);
+        large_args.emplace(payload::attach(std::move(fds[0]), size));
+        args = large_args->bytes();
+      }
+
+      control->started_ns.store(monotonic_ns(), std::memory_order_relaxed);
+      control->running_seq.store(header.seq, std::memory_order_release);
+      out.begin(header.seq);
+      const task_entry* entry =
+          last != nullptr && last->id == header.task_id ? last : find_task(header.task_id);
+      if (entry == nullptr) {
+        out.fail(result_status::bad_request,
+                 codec::encode(std::string{"the worker has no task with this id"}));
+      } else {
+        last = entry;
+        try {
+          entry->invoke(args, out);
+          out.finish();
+        } catch (const serialization_error& e) {
+          out.fail(result_status::bad_request, codec::encode(std::string{e.what()}));
+        } catch (const std::exception& e) {
+          out.fail(result_status::exception, codec::encode(std::pair<std::string, std::string>{
+                                                 current_exception_type(), e.what()}));
+        } catch (...) {
+          out.fail(result_status::exception,
+                   codec::encode(std::pair<std::string, std::string>{
+                       current_exception_type(),
+                       "task threw an exception that does not derive from std::exception"}));
+        }
+      }
+      control->running_seq.store(0, std::memory_order_release);
+      large_args.reset();
+      if (!message.streamed) requests.release();
+    }
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "crew worker %d: %s\n", static_cast<int>(getpid()), e.what());
+    std::fflush(stderr);
+    _exit(75);
+  }
+}
+
+}  // namespace
+
+void run_worker(std::byte* region, const worker_config& config) {
+  // The parent stops workers on purpose; Ctrl-C in a terminal goes to the parent, which decides.
+  signal(SIGINT, SIG_IGN);
+  signal(SIGPIPE, SIG_IGN);
+  // exit() in a forked worker must not run the exit handlers and static destructors it
+  // inherited from the parent (they would flush the parent's buffers and files a second time):
+  // this handler, registered after all of them, runs first and ends the process.
+  on_exit(
+      [](int status, void*) {
+        std::fflush(nullptr);
+        _exit(status);
+      },
+      nullptr);
+  // Libraries that start their own threads (OpenMP, BLAS) should use this process's share.
+  const std::string threads = std::to_string(config.threads);
+  for (const char* name : {"OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"}) {
+    setenv(name, threads.c_str(), 1);
+  }
+
+  if (config.initializer_id != 0) {
+    const task_entry* init = find_task(config.initializer_id);
+    if (init == nullptr) {
+      std::fputs("crew worker: unknown initializer\n", stderr);
+      _exit(71);
+    }
+    try {
+      null_sink sink;
+      init->invoke(codec::encode(std::tuple<>{}), sink);
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "crew worker %d: the initializer threw: %s\n",
+                   static_cast<int>(getpid()), e.what());
+      _exit(77);
+    }
+  }
+
+  std::vector<std::thread> others;
+  for (std::size_t t = 1; t < config.threads; ++t) {
+    others.emplace_back([region, &config, t] { serve_slot(region, config, t); });
+  }
+  serve_slot(region, config, 0);
+  for (std::thread& other : others) other.join();
+  std::fflush(nullptr);
+  _exit(0);
+}
+
+}  // namespace crew::detail::process
