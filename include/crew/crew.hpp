@@ -2,10 +2,15 @@
 #pragma once
 
 #include "crew/algorithm.hpp"
+#include "crew/codec.hpp"
 #include "crew/error.hpp"
 #include "crew/executor.hpp"
 #include "crew/future.hpp"
+#include "crew/hybrid_pool.hpp"
+#include "crew/init.hpp"
+#include "crew/isolated.hpp"
 #include "crew/outcome.hpp"
+#include "crew/process_pool.hpp"
 #include "crew/thread_pool.hpp"
 #include "crew/version.hpp"
 #include "crew/when.hpp"

@@ -1,0 +1,18 @@
+# Runs every program in PROGRAMS (a ;-list, passed with -D) and fails unless each exits 0 and
+# prints exactly what the first one printed.
+string(REPLACE "," ";" PROGRAMS "${PROGRAMS}")
+set(first "")
+foreach(program IN LISTS PROGRAMS)
+  execute_process(COMMAND ${program} ${ARGS} OUTPUT_VARIABLE out RESULT_VARIABLE code TIMEOUT 120)
+  if(NOT code EQUAL 0)
+    message(FATAL_ERROR "${program} exited with ${code}:\n${out}")
+  endif()
+  if(first STREQUAL "")
+    set(first "${out}")
+    set(first_program ${program})
+  elseif(NOT out STREQUAL first)
+    message(FATAL_ERROR "${program} printed\n${out}\nbut ${first_program} printed\n${first}")
+  endif()
+  message(STATUS "${program}: same output")
+endforeach()
+message(STATUS "${first}")
