@@ -146,6 +146,15 @@ TEST(Experiments, FaultIsolationKillsOnlyASacrificialChild) {
   const series* done = find_series(r, "processes: tasks completed of 40");
   ASSERT_TRUE(done);
   EXPECT_EQ(done->stats().median, 39);  // only the faulting task lost
+  // crew's own pools, which the verdict is taken from.
+  const series* crew_thr = find_series(r, "crew thread_pool: pool process survived (1 = yes)");
+  const series* crew_proc = find_series(r, "crew process_pool: pool process survived (1 = yes)");
+  const series* crew_done = find_series(r, "crew process_pool: tasks completed of 40");
+  ASSERT_TRUE(crew_thr && crew_proc && crew_done);
+  EXPECT_EQ(crew_thr->stats().max, 0);
+  EXPECT_EQ(crew_proc->stats().min, 1);
+  EXPECT_EQ(crew_done->stats().median, 39);
+  EXPECT_NE(r.measured.find("crew process_pool"), std::string::npos) << r.measured;
   EXPECT_EQ(r.verdict, verdict_kind::confirmed);
 }
 

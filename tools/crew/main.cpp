@@ -7,10 +7,14 @@
 #include <iostream>
 
 #include "advise/advise_command.hpp"
+#include "crew/process_pool.hpp"
 #include "crew/version.hpp"
 #include "lab/bench_command.hpp"
 
 int main(int argc, char** argv) {
+  // First: `crew bench` starts process pools with the spawn and forkserver methods, whose
+  // workers re-enter this binary here and never return from it.
+  crew::init(argc, argv);
   CLI::App app{"crew: one API over threads, processes and machines, and the numbers to choose"};
   app.set_version_flag("--version", std::string{"crew "} + crew::version());
   app.require_subcommand(0, 1);

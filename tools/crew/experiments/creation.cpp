@@ -113,15 +113,23 @@ result run(const config& cfg, progress& prog) {
     r.data.push_back(measure(cfg, "fork + exec true + wait", "s",
                              [&] { return fork_exec_wait(execs, program); }));
   }
+  prog.step("crew thread_pool start-up");
   r.data.push_back(pools::thread_pool_startup(cfg));
-  for (const char* method : {"fork", "spawn", "forkserver"})
+  for (const char* method : {"fork", "spawn", "forkserver"}) {
+    prog.step(std::string("crew process_pool start-up (") + method + ")");
     r.data.push_back(pools::process_pool_startup(cfg, method));
+  }
 
   r.method = "Each sample times " + std::to_string(threads) + " thread create+join pairs, " +
              std::to_string(forks) + " fork+wait pairs (the child _exits at once), or " +
              std::to_string(execs) +
              " spawns of `true`, and divides. The 1 GiB case forks from a child that first "
-             "wrote every page of a 1 GiB private mapping, so fork must copy its page tables.";
+             "wrote every page of a 1 GiB private mapping, so fork must copy its page tables. "
+             "crew's pools: a sample is constructing a pool of 2 workers until the first "
+             "trivial task's result is back (the thread_pool's taken by a worker; a "
+             "process_pool with each start method: fork, spawn = fork + exec of this binary, "
+             "forkserver = forked by a helper crew::init started), not counting its destruction; "
+             "each pool is built in a child of the bench.";
   r.chart = {chart_kind::bars, "", "time per creation (log scale)", "", false, true, true};
 
   const double fork_vs_thread = median_ratio(find_series(r, "fork + wait (small parent)"),
@@ -132,6 +140,13 @@ result run(const config& cfg, progress& prog) {
   r.derived.columns = {"comparison", "ratio of medians"};
   r.derived.rows.push_back({"fork / thread", format_value(fork_vs_thread, "x")});
   r.derived.rows.push_back({"fork with 1 GiB / fork small", format_value(big_vs_small, "x")});
+  const series* crew_thr = find_series(r, "crew thread_pool start-up to first result (2 workers)");
+  for (const char* method : {"fork", "spawn", "forkserver"}) {
+    const std::string name =
+        std::string("crew process_pool start-up to first result (") + method + ", 2 workers)";
+    r.derived.rows.push_back({std::string("crew process_pool (") + method + ") / crew thread_pool",
+                              format_value(median_ratio(find_series(r, name), crew_thr), "x")});
+  }
   r.measured = "fork costs " + format_value(fork_vs_thread, "x") +
                " a thread; with 1 GiB touched " + format_value(big_vs_small, "x") + " a small fork";
   const bool a = fork_vs_thread >= 3, b = big_vs_small >= 2;

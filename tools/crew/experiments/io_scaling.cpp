@@ -161,6 +161,12 @@ result run(const config& cfg, progress& prog) {
           cfg, g + " × " + std::to_string(w), "tasks/s",
           [&] { return sleep_team(processes, w, task_count(cfg, w), sleep_s); }, g, w));
     }
+    prog.step("crew thread_pool, sleep × " + std::to_string(w));
+    r.data.push_back(pools::thread_pool_sleep(cfg, w, task_count(cfg, w), sleep_s));
+    if (w <= pools::max_pool_processes) {
+      prog.step("crew process_pool, sleep × " + std::to_string(w));
+      r.data.push_back(pools::process_pool_sleep(cfg, w, task_count(cfg, w), sleep_s));
+    }
   }
   server srv = start_server(delay_s);
   for (unsigned w : ws) {
@@ -183,10 +189,20 @@ result run(const config& cfg, progress& prog) {
         }
       r.data.push_back(std::move(s));
     }
+    if (srv.pid <= 0) continue;
+    const std::uint16_t port = ntohs(srv.addr.sin_port);
+    prog.step("crew thread_pool, loopback requests × " + std::to_string(w));
+    r.data.push_back(pools::thread_pool_requests(cfg, w, task_count(cfg, w), port));
+    if (w <= pools::max_pool_processes) {
+      prog.step("crew process_pool, loopback requests × " + std::to_string(w));
+      r.data.push_back(pools::process_pool_requests(cfg, w, task_count(cfg, w), port));
+    }
   }
   stop_server(srv);
-  r.data.push_back(pools::thread_pool_sleep(cfg, 0, 0, sleep_s));
-  r.data.push_back(pools::process_pool_sleep(cfg, 0, 0, sleep_s));
+  if (ws.back() > pools::max_pool_processes)
+    r.notes.push_back("crew process_pool runs up to " + std::to_string(pools::max_pool_processes) +
+                      " worker processes here; larger counts are measured for threads, "
+                      "crew thread_pool and raw forked processes only");
 
   r.method =
       "Each task either sleeps 1 ms (std::this_thread::sleep_for) or sends one byte to a "
@@ -194,20 +210,37 @@ result run(const config& cfg, progress& prog) {
       "1 ms. N workers (threads, or processes forked before the clock starts) draw " +
       std::string(cfg.quick ? "max(40, 4N)" : "max(200, 4N)") +
       " tasks from a shared counter; a sample is tasks / wall time. Each worker holds one "
-      "connection to the server.";
+      "connection to the server. crew's pools get the same tasks through submit<&task> "
+      "(a thread_pool of N threads; a process_pool of N forked worker processes, at most " +
+      std::to_string(pools::max_pool_processes) +
+      "), started in a child of the bench before the clock; a sample is submission of every "
+      "task to wait_idle(). A pool worker opens its connection on its first request "
+      "(during the warm-up run).";
   r.chart = {chart_kind::lines, "workers", "throughput (tasks/s)", "", true, true, false};
-  r.derived.columns = {"workers", "threads sleep", "processes sleep", "threads requests",
-                       "processes requests"};
+  r.derived.columns = {"workers",
+                       "threads sleep",
+                       "processes sleep",
+                       "threads requests",
+                       "processes requests",
+                       "crew thread_pool sleep",
+                       "crew process_pool sleep",
+                       "crew thread_pool requests",
+                       "crew process_pool requests"};
   auto med = [&](const std::string& name) {
     const auto* s = find_series(r, name);
     return s && s->has_data() ? s->stats().median : NAN;
   };
   for (unsigned w : ws) {
     const auto n = " × " + std::to_string(w);
-    r.derived.rows.push_back({std::to_string(w), format_value(med("threads, sleep" + n), "tasks/s"),
-                              format_value(med("processes, sleep" + n), "tasks/s"),
-                              format_value(med("threads, loopback requests" + n), "tasks/s"),
-                              format_value(med("processes, loopback requests" + n), "tasks/s")});
+    r.derived.rows.push_back(
+        {std::to_string(w), format_value(med("threads, sleep" + n), "tasks/s"),
+         format_value(med("processes, sleep" + n), "tasks/s"),
+         format_value(med("threads, loopback requests" + n), "tasks/s"),
+         format_value(med("processes, loopback requests" + n), "tasks/s"),
+         format_value(med("crew thread_pool, sleep" + n), "tasks/s"),
+         format_value(med("crew process_pool, sleep" + n), "tasks/s"),
+         format_value(med("crew thread_pool, loopback requests" + n), "tasks/s"),
+         format_value(med("crew process_pool, loopback requests" + n), "tasks/s")});
   }
   const auto top = " × " + std::to_string(ws.back());
   const double growth_t =
@@ -218,6 +251,20 @@ result run(const config& cfg, progress& prog) {
   r.measured = "from 1 to " + std::to_string(ws.back()) + " workers, request throughput grew " +
                format_value(growth_t, "x") + " (threads), " + format_value(growth_p, "x") +
                " (processes); sleeps " + format_value(sleep_t, "x") + " (threads)";
+  {
+    unsigned ptop = ws.front();
+    for (unsigned w : ws)
+      if (w <= pools::max_pool_processes) ptop = w;
+    const auto pt = " × " + std::to_string(ptop);
+    const double crew_t = med("crew thread_pool, loopback requests" + top) /
+                          med("crew thread_pool, loopback requests × 1");
+    const double crew_p = med("crew process_pool, loopback requests" + pt) /
+                          med("crew process_pool, loopback requests × 1");
+    r.notes.push_back("crew's pools: request throughput grew " + format_value(crew_t, "x") +
+                      " from 1 to " + std::to_string(ws.back()) + " thread_pool workers, " +
+                      format_value(crew_p, "x") + " from 1 to " + std::to_string(ptop) +
+                      " process_pool workers");
+  }
   if (std::isnan(growth_t) || std::isnan(growth_p)) {
     r.verdict = verdict_kind::not_measured;
     r.verdict_text = "a measurement failed";

@@ -10,6 +10,7 @@
 
 #include "experiments/common.hpp"
 #include "experiments/kernels.hpp"
+#include "experiments/pools.hpp"
 #include "experiments/registry.hpp"
 #include "lab/child.hpp"
 
@@ -173,12 +174,17 @@ result run(const config& cfg, progress& prog) {
   result r;
   python_peers(cfg, r, prog);
   tbb_peer(cfg, r, prog);
+  prog.step("crew process_pool per trivial task");
+  r.data.push_back(
+      pools::process_pool_per_task(cfg, std::max(2u, cfg.cores), cfg.quick ? 200 : 1000));
   r.method =
       "CPython: one python3 process (fork start method) times the same pure-Python "
       "kernel sequentially, split over N threading.Threads, and split over an "
       "N-process multiprocessing.Pool (started before timing), then a "
-      "ProcessPoolExecutor's round trip per trivial task. oneTBB: the CPU experiment's "
-      "kernel, 48 tasks through tbb::parallel_for, in a child of the bench.";
+      "ProcessPoolExecutor's round trip per trivial task. crew: the same trivial-task "
+      "figure for a crew::process_pool of as many workers (fork start method; every task "
+      "submitted, then every future awaited; total time / tasks). oneTBB: the CPU "
+      "experiment's kernel, 48 tasks through tbb::parallel_for, in a child of the bench.";
   r.chart = {chart_kind::bars, "", "time (log scale)", "", false, true, true};
   const double seq = [&] {
     auto* s = find_series(r, "CPython sequential");
@@ -200,6 +206,16 @@ result run(const config& cfg, progress& prog) {
       find_series(r, "oneTBB parallel_for, " + std::to_string(cfg.cores) + " threads"));
   if (!std::isnan(tbb_speedup))
     r.derived.rows.push_back({"oneTBB parallel_for", format_value(tbb_speedup, "x")});
+  const series* ppe = find_series(r, "CPython ProcessPoolExecutor, per trivial task");
+  const series* crew_pp = find_series(r, "crew process_pool, per trivial task");
+  if (crew_pp && crew_pp->has_data()) {
+    std::string line =
+        "crew process_pool: " + format_value(crew_pp->stats().median, "s") + " per trivial task";
+    if (ppe && ppe->has_data())
+      line += ", ProcessPoolExecutor " + format_value(ppe->stats().median, "s") + " (" +
+              format_value(median_ratio(ppe, crew_pp), "x") + " crew's)";
+    r.notes.push_back(line);
+  }
   if (std::isnan(seq) || std::isnan(thr) || std::isnan(mp)) {
     r.measured = "CPython not measured";
     r.verdict = verdict_kind::not_measured;
