@@ -35,7 +35,7 @@ struct hybrid_pool_options {
   std::size_t max_tasks_per_worker = 0;
   unsigned retries = 0;
   task_ref initializer{};
-  std::size_t pipeline_depth = 4;
+  std::size_t pipeline_depth = 0;
   std::size_t channel_bytes = std::size_t{1} << 20;
 
   [[nodiscard]] process_pool_options to_process_options() const {

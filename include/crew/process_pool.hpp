@@ -72,7 +72,8 @@ struct process_pool_options {
   /// Runs once at the start of every worker: crew::task<&fn> for a `void fn()`.
   task_ref initializer{};
   /// Tasks sent ahead to each worker, so that it never waits for the parent between tasks.
-  std::size_t pipeline_depth = 4;
+  /// Zero: automatic — about 200 µs of work, measured as tasks complete (2 to 64 tasks).
+  std::size_t pipeline_depth = 0;
   /// Bytes of each shared-memory channel; larger messages stream through it.
   std::size_t channel_bytes = std::size_t{1} << 20;
 };
@@ -139,11 +140,23 @@ decltype(auto) as_param(A&& arg) {
   }
 }
 
+namespace process {
+class payload;
+}
+struct payload_deleter {
+  void operator()(process::payload* p) const noexcept;
+};
+
 struct submission {
   const task_entry* entry;
   state_base* state;  // the pool keeps a reference
   result_decoder decode;
-  std::vector<std::byte> args;
+  std::vector<std::byte> args;                               // small arguments, encoded
+  std::unique_ptr<process::payload, payload_deleter> large;  // large ones, encoded in a memfd
+
+  /// Room for `bytes` of encoded arguments: in memory for small ones, straight in a memfd (the
+  /// one that will cross to the worker) for large ones, so they are copied once.
+  std::span<std::byte> allocate(std::size_t bytes);
 };
 
 }  // namespace detail
@@ -169,9 +182,9 @@ class remote_pool {
                   "crew: submit<&fn>(args...) needs exactly fn's number of arguments");
     const detail::task_entry& entry = detail::registered_task<Fn>;
     auto state = detail::make_state<detail::remote_state<R>>(core_);
-    detail::submission job{&entry, state.get(), &detail::decode_result<R>, {}};
+    detail::submission job{&entry, state.get(), &detail::decode_result<R>, {}, {}};
     try {
-      encode_args<typename traits::params>(job.args, std::index_sequence_for<A...>{},
+      encode_args<typename traits::params>(job, std::index_sequence_for<A...>{},
                                            std::forward<A>(args)...);
     } catch (const serialization_error& e) {
       state->fail(task_error{error_kind::serialization, e.what(),
@@ -207,14 +220,13 @@ class remote_pool {
 
  private:
   template <class Params, std::size_t... I, class... A>
-  static void encode_args(std::vector<std::byte>& out, std::index_sequence<I...>, A&&... args) {
+  static void encode_args(detail::submission& out, std::index_sequence<I...>, A&&... args) {
     const auto view =
         std::tuple<decltype(detail::as_param<std::decay_t<std::tuple_element_t<I, Params>>>(
             std::forward<A>(args)))...>(
             detail::as_param<std::decay_t<std::tuple_element_t<I, Params>>>(
                 std::forward<A>(args))...);
-    out.resize(codec::encoded_size(view));
-    codec::encode_into(out, view);
+    codec::encode_into(out.allocate(codec::encoded_size(view)), view);
   }
 
   std::uint64_t enqueue(detail::submission job);

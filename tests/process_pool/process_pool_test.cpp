@@ -437,3 +437,31 @@ TEST(ProcessPool, OnePercentCrashesAndTimeoutsLoseNothing) {
 }
 
 }  // namespace
+
+namespace {
+
+void says_hello() {
+  std::printf("hello from a worker\n");
+}
+
+TEST(ProcessPoolOutput, WorkersDoNotRepeatTheParentsBufferedOutput) {
+  const auto status = crew::test::run_in_child([] {
+    std::printf("parent line, still buffered\n");  // stdout is a pipe here: fully buffered
+    {
+      process_pool pool{opts(2)};
+      pool.submit<&says_hello>().get();
+      (void)pool.submit<&exits>(0).result();  // a worker that exits through exit()
+    }
+    std::fflush(stdout);
+  });
+  ASSERT_TRUE(status.exited && status.exit_code == 0) << status.output;
+  std::size_t count = 0;
+  for (std::size_t at = status.output.find("parent line"); at != std::string::npos;
+       at = status.output.find("parent line", at + 1)) {
+    ++count;
+  }
+  EXPECT_EQ(count, 1U) << status.output;
+  EXPECT_NE(status.output.find("hello from a worker"), std::string::npos) << status.output;
+}
+
+}  // namespace

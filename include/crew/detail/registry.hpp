@@ -28,6 +28,9 @@ namespace crew::detail {
 class byte_sink {
  public:
   virtual std::span<std::byte> acquire(std::size_t bytes) = 0;
+  /// The acquired bytes are written: publish them now, before the result object is destroyed
+  /// (freeing a large result takes time the caller need not wait for).
+  virtual void done() {}
 
  protected:
   ~byte_sink() = default;
@@ -143,10 +146,12 @@ void invoke_encoded(std::span<const std::byte> encoded_args, byte_sink& out) {
   if constexpr (std::is_void_v<typename traits::result>) {
     call(indices);
     out.acquire(0);
+    out.done();
   } else {
     const std::decay_t<typename traits::result> result = call(indices);
     const std::size_t size = codec::encoded_size(result);
     codec::encode_into(out.acquire(size), result);
+    out.done();
   }
 }
 

@@ -117,6 +117,7 @@ class state_base {
 
  private:
   void sleep_until_ready(const std::chrono::steady_clock::time_point* deadline) const;
+  bool spin_until_ready() const noexcept;
 
   mutable std::atomic<std::uint32_t> word_{pending};
   std::atomic<std::uint32_t> refs_{1};
@@ -191,8 +192,8 @@ class state_ptr {
   state_ptr(state_ptr&& other) noexcept : state_(std::exchange(other.state_, nullptr)) {}
   /// From a reference to a derived state (e.g. an executor's task state).
   template <class U>
-    requires std::is_convertible_v<U*, S*>
-  state_ptr(state_ptr<U>&& other) noexcept : state_(other.detach()) {}  // NOLINT
+  requires std::is_convertible_v<U*, S*> state_ptr(state_ptr<U>&& other)
+  noexcept : state_(other.detach()) {}  // NOLINT
   state_ptr& operator=(state_ptr other) noexcept {
     std::swap(state_, other.state_);
     return *this;

@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <stdio_ext.h>
 #include <algorithm>
 #include <cerrno>
 #include <cstdint>
@@ -134,6 +135,7 @@ std::vector<std::byte> run_in_child(const std::function<void(byte_sink&)>& body,
   if (pid == 0) {
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (getppid() != parent) _exit(0);
+    __fpurge(stdout);  // flushed just before fork; drop what another thread buffered since
     signal(SIGINT, SIG_IGN);
     dup2(error_write.get(), STDERR_FILENO);
     child_main(body, result_write.get());

@@ -12,6 +12,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <stdio_ext.h>
 #include <atomic>
 #include <cerrno>
 #include <charconv>
@@ -211,11 +212,13 @@ void send_reply(int socket, const server_reply& reply) {
 void start_forkserver() {
   int pair[2];
   if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) != 0) throw_errno("socketpair");
+  std::fflush(nullptr);  // the server and its workers must not repeat this process's output
   const pid_t parent = getpid();
   const pid_t pid = fork();
   if (pid < 0) throw_errno("fork");
   if (pid == 0) {
     bind_to_parent(parent);
+    __fpurge(stdout);
     close(pair[0]);
     forkserver_main(pair[1]);
   }
@@ -387,11 +390,15 @@ launched_worker launch_worker(start_method method, std::byte* region, worker_con
     exe = "/proc/self/exe";
   }
 
+  // What this process buffered for stdout must not be written a second time by the worker
+  // when it exits: flush it now, and drop in the child whatever another thread buffered since.
+  std::fflush(nullptr);
   const pid_t parent = getpid();
   const pid_t pid = fork();
   if (pid < 0) throw_errno("fork");
   if (pid == 0) {
     bind_to_parent(parent);
+    __fpurge(stdout);
     dup2(err_write.get(), STDERR_FILENO);
     if (method == start_method::spawn) {
       // Keep exactly the descriptors the worker needs across exec.

@@ -80,12 +80,10 @@ void payload::unmap() noexcept {
   data_ = nullptr;
 }
 
-int payload::seal_and_release_fd() {
+void payload::seal() {
   if (fcntl(fd_.get(), F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) != 0) {
     throw_errno("fcntl(F_ADD_SEALS)");
   }
-  unmap();
-  return fd_.release();
 }
 
 }  // namespace crew::detail::process

@@ -32,8 +32,8 @@ class payload {
   [[nodiscard]] std::span<std::byte> bytes() const noexcept { return {data_, size_}; }
   [[nodiscard]] std::size_t size() const noexcept { return size_; }
   [[nodiscard]] int fd() const noexcept { return fd_.get(); }
-  /// Seals the memfd against resizing and gives up the descriptor (the caller closes it).
-  [[nodiscard]] int seal_and_release_fd();
+  /// Seals the memfd against resizing (the receiver checks this: see attach_untrusted).
+  void seal();
 
  private:
   payload(ipc::unique_fd fd, std::byte* data, std::size_t size) noexcept

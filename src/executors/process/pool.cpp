@@ -155,6 +155,9 @@ struct worker_slot {
   std::size_t peak_memory = 0;
   clock::time_point term_sent{};
   bool term_pending = false;
+  // Pipelining: how long a task takes on this worker (EWMA), to decide how many to send ahead.
+  clock::time_point last_result{};
+  double task_ns = 100'000;
 
   [[nodiscard]] bool usable() const noexcept {
     return state == phase::live && !process->dead && !exit_sent;
@@ -180,8 +183,7 @@ class process_pool_core {
   // manager
   void manager_main();
   bool collect(worker_slot& slot);
-  void handle_result(worker_slot& slot, std::span<const std::byte> message,
-                     std::optional<payload>& large);
+  void retire_if_done_locked(worker_slot& slot);
   void handle_death(worker_process& process);
   void settle_slot(worker_slot& slot, const task_error::details& base, bool clean_exit,
                    bool killed_on_purpose);
@@ -192,6 +194,8 @@ class process_pool_core {
   void complete_locked(record_ptr record, std::optional<task_error> error);
   void kill_locked(worker_slot& slot, kill_reason reason, int signal);
   void note_idle_locked();
+  bool idle_locked() const noexcept;
+  std::size_t depth_for(const worker_slot& slot) const noexcept;
   bool any_readable() const noexcept;
   void wake_manager() noexcept;
   std::span<worker_slot> slots_of(const worker_process& process) noexcept {
@@ -223,7 +227,9 @@ class process_pool_core {
   std::condition_variable started_cv_;
   process_pool_stats stats_{};
 
-  std::atomic<bool> events_{false};  // the watcher or a caller has news for the manager
+  std::atomic<std::size_t> completing_{0};  // results taken off in_flight, not yet published
+  std::atomic<std::size_t> completed_{0};   // tasks that produced a value
+  std::atomic<bool> events_{false};         // the watcher or a caller has news for the manager
   std::atomic<bool> manager_done_{false};
   ipc::unique_fd epoll_;
   ipc::unique_fd watcher_wake_;  // eventfd
@@ -243,9 +249,6 @@ process_pool_core::process_pool_core(process_pool_options options, std::size_t t
   }
   if (threads_ == 0 || threads_ > process::max_threads_per_process) {
     throw std::invalid_argument("crew::hybrid_pool: threads_per_process must be 1 to 64");
-  }
-  if (options_.pipeline_depth == 0) {
-    throw std::invalid_argument("crew::process_pool: pipeline_depth must be at least 1");
   }
   if ((options_.start == start_method::spawn || options_.start == start_method::forkserver) &&
       !process::initialized()) {
@@ -324,7 +327,7 @@ void process_pool_core::shutdown(shutdown_mode mode) {
                        task_error::details::named(std::string{record->entry->name})});
       }
     }
-    idle_cv_.wait(lock, [this] { return pending_.empty() && in_flight_ == 0; });
+    idle_cv_.wait(lock, [this] { return idle_locked(); });
     stopping_ = true;
   }
   wake_manager();
@@ -344,12 +347,8 @@ std::uint64_t process_pool_core::enqueue(submission job) {
   record->state = state_ptr<state_base>{job.state};
   job.state->add_ref();
   record->decode = job.decode;
-  if (job.args.size() > large_args_threshold) {
-    record->large.emplace(payload::create(job.args.size(), false));
-    std::memcpy(record->large->bytes().data(), job.args.data(), job.args.size());
-  } else {
-    record->args = std::move(job.args);
-  }
+  record->args = std::move(job.args);
+  if (job.large) record->large.emplace(std::move(*job.large));
   std::lock_guard lock{mu_};
   record->seq = ++next_seq_;
   // From here on the future's cancel() goes through the pool (cancel_running), which knows
@@ -402,12 +401,13 @@ bool process_pool_core::cancel(std::uint64_t seq) noexcept {
 
 void process_pool_core::wait_idle() {
   std::unique_lock lock{mu_};
-  idle_cv_.wait(lock, [this] { return pending_.empty() && in_flight_ == 0; });
+  idle_cv_.wait(lock, [this] { return idle_locked(); });
 }
 
 process_pool_stats process_pool_core::stats() const {
   std::lock_guard lock{mu_};
   process_pool_stats out = stats_;
+  out.completed = completed_.load(std::memory_order_relaxed);
   out.queued = pending_.size();
   out.running = in_flight_;
   out.workers = static_cast<std::size_t>(
@@ -427,6 +427,15 @@ std::vector<int> process_pool_core::worker_pids() const {
 
 // --- dealing tasks to workers ------------------------------------------------------------
 
+std::size_t process_pool_core::depth_for(const worker_slot& slot) const noexcept {
+  if (options_.pipeline_depth != 0) return options_.pipeline_depth;
+  // Send ahead about 200 µs of work: enough that a worker never waits for the manager between
+  // short tasks, little enough that long tasks do not queue behind each other on one worker
+  // while another idles.
+  const double ahead = 200'000.0 / std::max(slot.task_ns, 1.0);
+  return static_cast<std::size_t>(std::clamp(ahead, 2.0, 64.0));
+}
+
 void process_pool_core::dispatch_locked() {
   if (pending_.empty()) return;
   // Fill the emptiest live worker first, so work spreads before it queues deep.
@@ -434,7 +443,7 @@ void process_pool_core::dispatch_locked() {
     worker_slot* best = nullptr;
     for (worker_slot& slot : slots_) {
       if (!slot.usable()) continue;
-      if (slot.in_flight.size() >= options_.pipeline_depth) continue;
+      if (slot.in_flight.size() >= depth_for(slot)) continue;
       if (options_.max_tasks_per_worker > 0 && slot.sent >= options_.max_tasks_per_worker) continue;
       if (best == nullptr || slot.in_flight.size() < best->in_flight.size()) best = &slot;
     }
@@ -504,8 +513,12 @@ void process_pool_core::complete_locked(record_ptr record, std::optional<task_er
   // record (and its reference to the state) goes here.
 }
 
+bool process_pool_core::idle_locked() const noexcept {
+  return pending_.empty() && in_flight_ == 0 && completing_.load(std::memory_order_acquire) == 0;
+}
+
 void process_pool_core::note_idle_locked() {
-  if (pending_.empty() && in_flight_ == 0) idle_cv_.notify_all();
+  if (idle_locked()) idle_cv_.notify_all();
 }
 
 void process_pool_core::kill_locked(worker_slot& slot, kill_reason reason, int signal) {
@@ -592,90 +605,125 @@ void process_pool_core::manager_main() {
 bool process_pool_core::collect(worker_slot& slot) {
   if (!slot.results || slot.state == worker_slot::phase::empty) return false;
   bool any = false;
-  try {
-    for (int budget = 0; budget < 64; ++budget) {
-      std::optional<ipc::ring_message> message = slot.results->peek();
-      if (!message) break;
-      any = true;
-      if (message->streamed) throw ipc::corrupt_channel("a worker streamed a result");
-      std::optional<payload> large;
+  for (int budget = 0; budget < 256; ++budget) {
+    std::optional<ipc::ring_message> message;
+    try {
+      message = slot.results->peek();
+    } catch (const std::exception&) {
       std::lock_guard lock{mu_};
-      handle_result(slot, message->bytes, large);
-      slot.results->release();
-      dispatch_locked();
+      kill_locked(slot, kill_reason::protocol, SIGKILL);
+      return any;
+    }
+    if (!message) break;
+    any = true;
+    result_header header{};
+    record_ptr record;
+    {
+      std::lock_guard lock{mu_};
+      if (message->streamed || message->bytes.size() < sizeof header) {
+        kill_locked(slot, kill_reason::protocol, SIGKILL);
+        return any;
+      }
+      std::memcpy(&header, message->bytes.data(), sizeof header);
+      if (slot.in_flight.empty() || slot.in_flight.front()->seq != header.seq) {
+        kill_locked(slot, kill_reason::protocol, SIGKILL);  // answers a task it was not given
+        return any;
+      }
+      // How long a task takes here: the gap between results while the worker had more queued.
+      const auto now = clock::now();
+      if (slot.in_flight.size() >= 2 && slot.last_result != clock::time_point{}) {
+        const double sample =
+            std::chrono::duration<double, std::nano>(now - slot.last_result).count();
+        slot.task_ns = 0.8 * slot.task_ns + 0.2 * sample;
+      }
+      slot.last_result = now;
+      record = std::move(slot.in_flight.front());
+      slot.in_flight.pop_front();
+      --in_flight_;
+      completing_.fetch_add(1, std::memory_order_relaxed);
+      dispatch_locked();  // refill the worker before spending time on the result
+      retire_if_done_locked(slot);
+    }
+    // Outside the lock: decode and fulfil the future, so the woken caller's next submit does
+    // not wait for the manager to let go of mu_.
+    std::optional<payload> large;
+    std::optional<task_error> failure;
+    bool broken = false;
+    bool delivered = false;
+    try {
+      std::span<const std::byte> body = message->bytes.subspan(sizeof header);
+      if (header.reserved == flag_in_payload_fd) {
+        std::uint64_t size = 0;
+        if (body.size() != sizeof size) throw serialization_error("bad large-result reference", 0);
+        std::memcpy(&size, body.data(), sizeof size);
+        // The worker sent the descriptor before the message; the socket is non-blocking.
+        std::vector<ipc::unique_fd> fds = ipc::recv_fds(slot.socket.get(), 1);
+        if (fds.size() != 1)
+          throw serialization_error("a large result arrived without its memfd", 0);
+        large.emplace(payload::attach_untrusted(std::move(fds[0]), size));
+        body = large->bytes();
+      } else if (header.reserved != 0) {
+        throw serialization_error("unknown result flags", 0);
+      }
+      switch (header.status) {
+        case result_status::ok:
+          // A task cancelled after it was sent ahead is complete already: drop the value.
+          if (!record->state->is_ready()) {
+            record->decode(*record->state, body);
+            delivered = true;
+          }
+          break;
+        case result_status::exception: {
+          std::pair<std::string, std::string> what;
+          codec::decode_into(body, what);
+          task_error::details details;
+          details.remote_type = std::move(what.first);
+          details.pid = slot.process->pid;
+          failure.emplace(error_kind::exception, what.second, std::move(details));
+          break;
+        }
+        case result_status::bad_request: {
+          std::string what;
+          codec::decode_into(body, what);
+          task_error::details details;
+          details.pid = slot.process->pid;
+          failure.emplace(error_kind::serialization, what, std::move(details));
+          break;
+        }
+        default:
+          throw serialization_error("unknown result status", 0);
+      }
+    } catch (const std::exception& e) {
+      // A result we cannot read: that task fails; the worker is not to be trusted any more.
+      task_error::details details;
+      details.pid = slot.process->pid;
+      failure.emplace(error_kind::serialization,
+                      std::string{"the worker's result could not be decoded: "} + e.what(),
+                      std::move(details));
+      broken = true;
+    }
+    large.reset();
+    slot.results->release();
+    if (failure || broken) {
+      std::lock_guard lock{mu_};
+      if (failure) complete_locked(std::move(record), std::move(failure));
+      if (broken) {
+        kill_locked(slot, kill_reason::protocol, SIGKILL);
+        slot.killed_seq = 0;
+      }
+    } else {
+      if (delivered) completed_.fetch_add(1, std::memory_order_relaxed);
+      record.reset();
+    }
+    if (completing_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+      std::lock_guard lock{mu_};
       note_idle_locked();
     }
-  } catch (const std::exception&) {
-    std::lock_guard lock{mu_};
-    kill_locked(slot, kill_reason::protocol, SIGKILL);
   }
   return any;
 }
 
-void process_pool_core::handle_result(worker_slot& slot, std::span<const std::byte> message,
-                                      std::optional<payload>& large) {
-  result_header header{};
-  if (message.size() < sizeof header)
-    throw ipc::corrupt_channel("a result is shorter than its header");
-  std::memcpy(&header, message.data(), sizeof header);
-  if (slot.in_flight.empty() || slot.in_flight.front()->seq != header.seq) {
-    throw ipc::corrupt_channel("a result answers a task the worker was not given");
-  }
-  record_ptr record = std::move(slot.in_flight.front());
-  slot.in_flight.pop_front();
-  --in_flight_;
-  std::span<const std::byte> body = message.subspan(sizeof header);
-  task_error::details info = task_error::details::named(std::string{record->entry->name});
-  info.pid = slot.process->pid;
-  try {
-    if (header.reserved == flag_in_payload_fd) {
-      std::uint64_t size = 0;
-      if (body.size() != sizeof size) throw serialization_error("bad large-result reference", 0);
-      std::memcpy(&size, body.data(), sizeof size);
-      std::vector<ipc::unique_fd> fds;
-      // The worker sent the descriptor before the message; the socket is non-blocking.
-      fds = ipc::recv_fds(slot.socket.get(), 1);
-      if (fds.size() != 1) throw serialization_error("a large result arrived without its memfd", 0);
-      large.emplace(payload::attach_untrusted(std::move(fds[0]), size));
-      body = large->bytes();
-    } else if (header.reserved != 0) {
-      throw serialization_error("unknown result flags", 0);
-    }
-    switch (header.status) {
-      case result_status::ok:
-        if (record->state->is_ready()) break;  // cancelled meanwhile: drop the value
-        record->decode(*record->state, body);
-        ++stats_.completed;
-        break;
-      case result_status::exception: {
-        std::pair<std::string, std::string> what;
-        codec::decode_into(body, what);
-        task_error::details details = info;
-        details.remote_type = std::move(what.first);
-        complete_locked(std::move(record),
-                        task_error{error_kind::exception, what.second, std::move(details)});
-        break;
-      }
-      case result_status::bad_request: {
-        std::string what;
-        codec::decode_into(body, what);
-        complete_locked(std::move(record), task_error{error_kind::serialization, what, info});
-        break;
-      }
-      default:
-        throw serialization_error("unknown result status", 0);
-    }
-  } catch (const std::exception& e) {
-    // A result we cannot read: that task fails; the worker is not to be trusted any more.
-    if (record) {
-      complete_locked(
-          std::move(record),
-          task_error{error_kind::serialization,
-                     std::string{"the worker's result could not be decoded: "} + e.what(), info});
-    }
-    kill_locked(slot, kill_reason::protocol, SIGKILL);
-    slot.killed_seq = 0;
-  }
+void process_pool_core::retire_if_done_locked(worker_slot& slot) {
   if (options_.max_tasks_per_worker > 0 && slot.sent >= options_.max_tasks_per_worker &&
       slot.in_flight.empty() && !slot.exit_sent && slot.state == worker_slot::phase::live) {
     request_header bye{0, 0, request_kind::exit, 0};
@@ -980,6 +1028,19 @@ void process_pool_core::watcher_main() {
 
 bool cancel_remote(process_pool_core& core, std::uint64_t seq) noexcept {
   return core.cancel(seq);
+}
+
+void payload_deleter::operator()(process::payload* p) const noexcept {
+  delete p;
+}
+
+std::span<std::byte> submission::allocate(std::size_t bytes) {
+  if (bytes > large_args_threshold) {
+    large.reset(new payload(payload::create(bytes, false)));
+    return large->bytes();
+  }
+  args.resize(bytes);
+  return args;
 }
 
 }  // namespace crew::detail

@@ -54,6 +54,7 @@ class result_writer final : public byte_sink {
     in_ring_ = {};
     large_.reset();
     acquired_ = false;
+    published_ = false;
   }
 
   std::span<std::byte> acquire(std::size_t bytes) override {
@@ -68,19 +69,23 @@ class result_writer final : public byte_sink {
     return large_->bytes();
   }
 
-  /// Publishes the result acquired and filled by the task.
+  void done() override { finish(); }
+
+  /// Publishes the result acquired and filled by the task (once; later calls do nothing).
   void finish() {
+    if (published_) return;
     if (!acquired_) acquire(0);
+    published_ = true;
     if (large_) {
       const std::uint64_t size = large_->size();
-      int fd = large_->seal_and_release_fd();
+      large_->seal();
+      const int fd = large_->fd();
       ipc::send_fds(socket_, std::span<const int>{&fd, 1});
-      close(fd);
-      large_.reset();
       auto slot = ring_.reserve(sizeof(result_header) + sizeof size, wait_);
       std::memcpy(slot.data(), &header_, sizeof header_);
       std::memcpy(slot.data() + sizeof header_, &size, sizeof size);
       ring_.commit();
+      large_.reset();  // unmapping a large result happens after the parent has it
       return;
     }
     std::memcpy(in_ring_.data(), &header_, sizeof header_);
@@ -89,6 +94,8 @@ class result_writer final : public byte_sink {
 
   /// Publishes a failure instead of (or after a partial) result.
   void fail(result_status status, const std::vector<std::byte>& encoded) {
+    if (published_) return;  // the result went out; what failed after it is not the task's
+    published_ = true;
     large_.reset();
     header_.status = status;
     header_.reserved = 0;
@@ -112,6 +119,7 @@ class result_writer final : public byte_sink {
   std::span<std::byte> in_ring_;
   std::optional<payload> large_;
   bool acquired_ = false;
+  bool published_ = false;
 };
 
 class null_sink final : public byte_sink {
