@@ -63,20 +63,24 @@ result run(const config& cfg, progress& prog) {
     r.data.push_back(pools::thread_pool_cpu(cfg, w, tasks, iters));
     prog.step("crew process_pool × " + std::to_string(w));
     r.data.push_back(pools::process_pool_cpu(cfg, w, tasks, iters));
+    prog.step("crew hybrid_pool × " + std::to_string(w));
+    r.data.push_back(pools::hybrid_pool_cpu(cfg, w, tasks, iters));
   }
-  r.data.push_back(pools::hybrid_pool_cpu(cfg, 0, tasks, iters));
 
-  r.method = std::to_string(tasks) + " tasks of an integer-mixing kernel (" +
-             std::to_string(iters) + " rounds, about " + format_value(task_s, "s") +
-             " each here) drawn from a shared atomic counter by N workers: std::threads, or "
-             "processes forked before the clock starts that share the counter in a MAP_SHARED "
-             "page. A sample is the wall time from the start signal until every worker is done. "
-             "crew's pools run the same tasks on N workers started before the clock: "
-             "crew::thread_pool through submit<&kernel> per task and wait_idle() (so the "
-             "submitting thread never computes), crew::process_pool through "
-             "crew::map<&kernel>(pool, jobs, {.grain = 1}), one task per job, each pool in a "
-             "child of the bench; a sample is submission to the last result. "
-             "Speed-up = sequential median / median; efficiency = speed-up / N.";
+  r.method =
+      std::to_string(tasks) + " tasks of an integer-mixing kernel (" + std::to_string(iters) +
+      " rounds, about " + format_value(task_s, "s") +
+      " each here) drawn from a shared atomic counter by N workers: std::threads, or "
+      "processes forked before the clock starts that share the counter in a MAP_SHARED "
+      "page. A sample is the wall time from the start signal until every worker is done. "
+      "crew's pools run the same tasks on N workers started before the clock: "
+      "crew::thread_pool through submit<&kernel> per task and wait_idle() (so the "
+      "submitting thread never computes), crew::process_pool through "
+      "crew::map<&kernel>(pool, jobs, {.grain = 1}), one task per job, and crew::hybrid_pool "
+      "the same way with two threads per process (N/2 processes; one process for N = 1), "
+      "each pool in a "
+      "child of the bench; a sample is submission to the last result. "
+      "Speed-up = sequential median / median; efficiency = speed-up / N.";
   r.chart = {chart_kind::lines, "workers", "wall time for all tasks", "", false, false, true};
   r.derived.columns = {"workers",
                        "threads speed-up",
@@ -84,9 +88,10 @@ result run(const config& cfg, progress& prog) {
                        "processes speed-up",
                        "processes efficiency",
                        "crew thread_pool speed-up",
-                       "crew process_pool speed-up"};
+                       "crew process_pool speed-up",
+                       "crew hybrid_pool speed-up"};
   double thr_at_cores = NAN, proc_at_cores = NAN, best_beyond = 0;
-  double crew_thr_at_cores = NAN, crew_proc_at_cores = NAN;
+  double crew_thr_at_cores = NAN, crew_proc_at_cores = NAN, crew_hybrid_at_cores = NAN;
   for (unsigned w : cfg.workers) {
     const auto* ts = find_series(r, "threads (std::thread) × " + std::to_string(w));
     const auto* ps = find_series(r, "processes (fork) × " + std::to_string(w));
@@ -96,21 +101,26 @@ result run(const config& cfg, progress& prog) {
     const auto* cp = find_series(r, "crew process_pool × " + std::to_string(w));
     const double sct = ct && ct->has_data() ? t1 / ct->stats().median : NAN;
     const double scp = cp && cp->has_data() ? t1 / cp->stats().median : NAN;
+    const auto* ch = find_series(r, "crew hybrid_pool × " + std::to_string(w));
+    const double sch = ch && ch->has_data() ? t1 / ch->stats().median : NAN;
     r.derived.rows.push_back({std::to_string(w), format_value(st, "x"), format_value(st / w, "%"),
                               format_value(sp, "x"), format_value(sp / w, "%"),
-                              format_value(sct, "x"), format_value(scp, "x")});
+                              format_value(sct, "x"), format_value(scp, "x"),
+                              format_value(sch, "x")});
     if (w == cfg.cores) {
       thr_at_cores = st;
       proc_at_cores = sp;
       crew_thr_at_cores = sct;
       crew_proc_at_cores = scp;
+      crew_hybrid_at_cores = sch;
     }
     if (w > cfg.cores) best_beyond = std::max({best_beyond, st, sp});
   }
   r.measured = "speed-up at " + std::to_string(cfg.cores) + " workers: threads " +
                format_value(thr_at_cores, "x") + ", processes " + format_value(proc_at_cores, "x") +
                "; crew thread_pool " + format_value(crew_thr_at_cores, "x") +
-               ", crew process_pool " + format_value(crew_proc_at_cores, "x");
+               ", crew process_pool " + format_value(crew_proc_at_cores, "x") +
+               ", crew hybrid_pool " + format_value(crew_hybrid_at_cores, "x");
   if (std::isnan(thr_at_cores) || std::isnan(proc_at_cores)) {
     r.verdict = verdict_kind::not_measured;
     r.verdict_text = "no measurement at workers = cores (" + std::to_string(cfg.cores) + ")";

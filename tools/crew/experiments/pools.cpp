@@ -20,6 +20,7 @@
 #include <utility>
 
 #include "crew/algorithm.hpp"
+#include "crew/hybrid_pool.hpp"
 #include "crew/process_pool.hpp"
 #include "crew/thread_pool.hpp"
 #include "experiments/common.hpp"
@@ -404,10 +405,27 @@ series process_pool_cpu(const config& cfg, unsigned workers, unsigned tasks,
       });
 }
 
-series hybrid_pool_cpu(const config&, unsigned workers, unsigned, std::uint64_t) {
-  return not_yet(
-      workers == 0 ? std::string("crew hybrid_pool") : "crew hybrid_pool" + times(workers),
-      "crew::hybrid_pool", "crew hybrid_pool", workers, "s");
+series hybrid_pool_cpu(const config& cfg, unsigned workers, unsigned tasks,
+                       std::uint64_t iterations) {
+  const int n = cfg.warmup + cfg.repeat;
+  // Two threads per process where the count allows (1 → 1×1, 4 → 2×2), as hybrid_pool does.
+  const unsigned threads = workers >= 2 && workers % 2 == 0 ? 2 : 1;
+  return sampled_in_child(
+      cfg, named("crew hybrid_pool" + times(workers), "crew hybrid_pool", workers, "s"), 120, [=] {
+        crew::hybrid_pool_options o;
+        o.processes = workers / threads;
+        o.threads_per_process = threads;
+        crew::hybrid_pool pool{o};
+        const auto jobs = kernel_jobs(tasks, iterations);
+        std::vector<double> v;
+        for (int s = 0; s < n; ++s) {
+          const auto t0 = clock::now();
+          const auto sums = crew::map<&tasks::kernel>(pool, jobs, {.grain = 1});
+          const double dt = seconds_since(t0);
+          v.push_back(sums.size() == jobs.size() ? dt : NAN);
+        }
+        return v;
+      });
 }
 
 // ---- I/O-bound scaling ----------------------------------------------------------------------

@@ -29,7 +29,7 @@ namespace crew::lab::pools {
 
 inline constexpr bool thread_pool_built = true;
 inline constexpr bool process_pool_built = true;
-inline constexpr bool hybrid_pool_built = false;
+inline constexpr bool hybrid_pool_built = true;
 inline constexpr bool shm_ring_built = true;
 inline constexpr bool shared_buffer_built = false;
 inline constexpr bool mpi_built = false;
