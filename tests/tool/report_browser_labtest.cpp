@@ -149,7 +149,9 @@ TEST_F(BrowserReport, RealBenchReportRendersEveryChart) {
   expect_clean_console(p);
   expect_charts_drawn(p.dom, 2);
   EXPECT_NE(p.dom.find("Summary"), std::string::npos);
-  EXPECT_NE(p.dom.find("not built yet"), std::string::npos);  // crew's pools, until they land
+  // crew's own pools are measured next to raw threads and processes.
+  EXPECT_NE(p.dom.find("crew process_pool"), std::string::npos);
+  EXPECT_NE(p.dom.find("crew hybrid_pool"), std::string::npos);
 }
 
 }  // namespace
