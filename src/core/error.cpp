@@ -1,5 +1,7 @@
 #include "crew/error.hpp"
 
+#include "core/exception_name.hpp"
+
 #include <cxxabi.h>
 
 #include <memory>
@@ -36,35 +38,35 @@ task_error::task_error(error_kind kind, const std::string& message)
 task_error::task_error(error_kind kind, const std::string& message, details info)
     : std::runtime_error(message), kind_(kind), info_(std::move(info)) {}
 
-namespace {
-
-std::string demangle(const char* name) {
-  int status = 0;
-  std::unique_ptr<char, void (*)(void*)> out{abi::__cxa_demangle(name, nullptr, nullptr, &status),
-                                             std::free};
-  return status == 0 && out ? std::string{out.get()} : std::string{name};
-}
-
-}  // namespace
-
 task_error task_error::from_exception(std::exception_ptr error) {
   details info;
   info.original = error;
-  std::type_info* type = abi::__cxa_current_exception_type();
   std::string message;
   try {
     std::rethrow_exception(error);
   } catch (const task_error& e) {
     return e;
   } catch (const std::exception& e) {
-    type = abi::__cxa_current_exception_type();
+    info.remote_type = detail::current_exception_type_name();
     message = e.what();
   } catch (...) {
-    type = abi::__cxa_current_exception_type();
+    info.remote_type = detail::current_exception_type_name();
     message = "task threw an exception that does not derive from std::exception";
   }
-  info.remote_type = type != nullptr ? demangle(type->name()) : "unknown";
   return {error_kind::exception, message, std::move(info)};
 }
 
 }  // namespace crew
+
+namespace crew::detail {
+
+std::string current_exception_type_name() {
+  const std::type_info* type = abi::__cxa_current_exception_type();
+  if (type == nullptr) return "unknown";
+  int status = 0;
+  const std::unique_ptr<char, void (*)(void*)> name{
+      abi::__cxa_demangle(type->name(), nullptr, nullptr, &status), std::free};
+  return status == 0 && name ? std::string{name.get()} : std::string{type->name()};
+}
+
+}  // namespace crew::detail

@@ -22,10 +22,15 @@
 
 #include <cxxabi.h>
 
+#include "core/exception_name.hpp"
+#include "executors/process/proc.hpp"
 #include "ipc/unique_fd.hpp"
 
 namespace crew::detail {
 namespace {
+
+using process::last_lines;
+using process::resident_bytes;
 
 using clock = std::chrono::steady_clock;
 
@@ -60,16 +65,6 @@ class buffer_sink final : public byte_sink {
   std::vector<std::byte> buffer;
 };
 
-std::string exception_type() {
-  const std::type_info* type = abi::__cxa_current_exception_type();
-  if (type == nullptr) return "unknown";
-  int status = 0;
-  char* name = abi::__cxa_demangle(type->name(), nullptr, nullptr, &status);
-  std::string out = status == 0 && name != nullptr ? name : type->name();
-  std::free(name);
-  return out;
-}
-
 [[noreturn]] void child_main(const std::function<void(byte_sink&)>& body, int result_fd) {
   std::uint32_t status = status_value;
   std::vector<std::byte> payload;
@@ -82,37 +77,18 @@ std::string exception_type() {
     payload = codec::encode(std::string{e.what()});
   } catch (const std::exception& e) {
     status = status_exception;
-    payload = codec::encode(std::pair<std::string, std::string>{exception_type(), e.what()});
+    payload =
+        codec::encode(std::pair<std::string, std::string>{current_exception_type_name(), e.what()});
   } catch (...) {
     status = status_exception;
     payload = codec::encode(std::pair<std::string, std::string>{
-        exception_type(),
+        current_exception_type_name(),
         "the callable threw an exception that does not derive from std::exception"});
   }
   const bool ok = write_all(result_fd, &status, sizeof status) &&
                   write_all(result_fd, payload.data(), payload.size());
   std::fflush(nullptr);
   _exit(ok ? 0 : 70);
-}
-
-std::size_t resident_bytes(pid_t pid) {
-  std::ifstream statm{"/proc/" + std::to_string(pid) + "/statm"};
-  std::size_t pages = 0;
-  std::size_t resident = 0;
-  statm >> pages >> resident;
-  return resident * static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
-}
-
-std::string last_lines(const std::string& text, std::size_t max_lines) {
-  std::size_t end = text.size();
-  while (end > 0 && text[end - 1] == '\n') --end;
-  std::size_t begin = end;
-  std::size_t lines = 0;
-  while (begin > 0) {
-    if (text[begin - 1] == '\n' && ++lines == max_lines) break;
-    --begin;
-  }
-  return text.substr(begin, end - begin);
 }
 
 }  // namespace

@@ -39,6 +39,7 @@
 #include "crew/process_pool.hpp"
 #include "executors/process/launch.hpp"
 #include "executors/process/payload.hpp"
+#include "executors/process/proc.hpp"
 #include "executors/process/protocol.hpp"
 #include "ipc/doorbell.hpp"
 #include "ipc/fd_passing.hpp"
@@ -48,10 +49,13 @@
 namespace crew::detail {
 
 using process::flag_in_payload_fd;
+using process::last_lines;
 using process::payload;
+using process::peak_resident_bytes;
 using process::region_layout;
 using process::request_header;
 using process::request_kind;
+using process::resident_bytes;
 using process::result_header;
 using process::result_status;
 using process::slot_control;
@@ -73,36 +77,6 @@ std::size_t round_up_pow2(std::size_t value) {
 
 // Encoded arguments above this size go in a memfd rather than the request ring.
 constexpr std::size_t large_args_threshold = 64 * 1024;
-
-std::size_t resident_bytes(pid_t pid) {
-  std::ifstream statm{"/proc/" + std::to_string(pid) + "/statm"};
-  std::size_t pages = 0;
-  std::size_t resident = 0;
-  statm >> pages >> resident;
-  return resident * static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
-}
-
-std::size_t peak_resident_bytes(pid_t pid) {
-  std::ifstream status{"/proc/" + std::to_string(pid) + "/status"};
-  std::string line;
-  while (std::getline(status, line)) {
-    if (line.rfind("VmHWM:", 0) == 0) return std::stoull(line.substr(6)) * 1024;
-  }
-  return 0;
-}
-
-/// The last `max_lines` lines of `text`.
-std::string last_lines(const std::string& text, std::size_t max_lines) {
-  std::size_t end = text.size();
-  while (end > 0 && text[end - 1] == '\n') --end;
-  std::size_t begin = end;
-  std::size_t lines = 0;
-  while (begin > 0) {
-    if (text[begin - 1] == '\n' && ++lines == max_lines) break;
-    --begin;
-  }
-  return text.substr(begin, end - begin);
-}
 
 enum class kill_reason { none, timed_out, out_of_memory, cancelled, protocol, retiring, shutdown };
 

@@ -16,6 +16,7 @@
 
 #include <cxxabi.h>
 
+#include "core/exception_name.hpp"
 #include "crew/codec.hpp"
 #include "crew/detail/registry.hpp"
 #include "executors/process/payload.hpp"
@@ -30,16 +31,6 @@ std::uint64_t monotonic_ns() noexcept {
   clock_gettime(CLOCK_MONOTONIC, &now);
   return static_cast<std::uint64_t>(now.tv_sec) * 1'000'000'000ULL +
          static_cast<std::uint64_t>(now.tv_nsec);
-}
-
-std::string current_exception_type() {
-  const std::type_info* type = abi::__cxa_current_exception_type();
-  if (type == nullptr) return "unknown";
-  int status = 0;
-  char* name = abi::__cxa_demangle(type->name(), nullptr, nullptr, &status);
-  std::string out = status == 0 && name != nullptr ? name : type->name();
-  std::free(name);
-  return out;
 }
 
 /// Writes one result: in place in the result ring when it fits, else into a sealed memfd whose
@@ -200,11 +191,11 @@ void serve_slot(std::byte* region, const worker_config& config, std::size_t thre
           out.fail(result_status::bad_request, codec::encode(std::string{e.what()}));
         } catch (const std::exception& e) {
           out.fail(result_status::exception, codec::encode(std::pair<std::string, std::string>{
-                                                 current_exception_type(), e.what()}));
+                                                 current_exception_type_name(), e.what()}));
         } catch (...) {
           out.fail(result_status::exception,
                    codec::encode(std::pair<std::string, std::string>{
-                       current_exception_type(),
+                       current_exception_type_name(),
                        "task threw an exception that does not derive from std::exception"}));
         }
       }
