@@ -3,6 +3,7 @@
 #   scripts/test.sh                       # RelWithDebInfo build in build/
 #   scripts/test.sh --sanitize address,undefined [--label L] [--repeat N]
 #   scripts/test.sh --sanitize thread --label thread_pool
+#   scripts/test.sh --tests-only ...      # skip the crew tool and the examples (and their tests)
 # Installs the Debian packages it needs first (scripts/setup.sh; quick when all are present).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,6 +13,7 @@ labels=()
 exclude=""
 repeat=1
 build_type=RelWithDebInfo
+extras=ON
 while [ $# -gt 0 ]; do
   case "$1" in
     --sanitize) sanitize="$2"; shift 2 ;;
@@ -19,6 +21,7 @@ while [ $# -gt 0 ]; do
     --exclude-label) exclude="$2"; shift 2 ;;
     --repeat) repeat="$2"; shift 2 ;;
     --debug) build_type=Debug; shift ;;
+    --tests-only) extras=OFF; shift ;;
     *) echo "test.sh: unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -33,6 +36,7 @@ jobs=$(nproc)
 
 cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE="$build_type" -DCREW_WERROR=ON \
   -DCREW_SANITIZE="$sanitize" -DCREW_BUILD_BENCHMARKS=$([ -z "$sanitize" ] && echo ON || echo OFF) \
+  -DCREW_BUILD_TOOLS=$extras -DCREW_BUILD_EXAMPLES=$extras \
   "${launcher[@]}" >/dev/null
 cmake --build "$build" -j "$jobs"
 
