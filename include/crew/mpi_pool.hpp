@@ -1,0 +1,266 @@
+// crew/mpi_pool.hpp — the crew API on the ranks of an MPI job.
+//
+// The program runs SPMD under `mpirun -n N`: every rank starts the same binary, and a
+// crew::mpi_session at the top of main() initialises MPI. On rank 0 the constructor returns and
+// the program goes on as usual; every other rank stays inside the constructor, serves the tasks
+// rank 0 sends, and ends the process (MPI_Finalize, then std::exit(0)) when rank 0's session
+// ends. So code after the session line runs on rank 0 only:
+//
+//   int main(int argc, char** argv) {
+//     crew::mpi_session session{argc, argv};                 // ranks 1..N-1 serve here
+//     crew::mpi_pool pool{{.threads_per_rank = 1}};
+//     auto squares = crew::map<&square>(pool, inputs);      // the same calls as any pool
+//   }
+//
+// An mpi_pool accepts the same calls as thread_pool and process_pool (`submit<&fn>(args...)`,
+// every algorithm in crew/algorithm.hpp, as_completed, when_all); tasks are functions known at
+// compile time, looked up in the registry every rank built at start-up, with arguments and
+// results in crew's one codec (crew/codec.hpp). Small tasks travel several to a message; large
+// arguments and results travel as MPI messages of their own, sent from and received into the
+// encoded buffer itself. With threads_per_rank > 1 each rank runs its tasks on a crew
+// thread_pool (hybrid MPI + threads). docs/mpi.md covers running on a cluster.
+//
+// Failures: an exception in a task arrives as task_error{exception} with the remote type name and
+// what(). A rank that dies ends the whole job under Open MPI's default settings (mpirun kills
+// every rank and exits non-zero); crew prints which rank died running which task when the death
+// was a signal it could catch. Under `mpirun --enable-recovery` rank 0 survives: crew notices a
+// dead rank on rank 0's host, fails every task it held with error_kind::crashed and goes on with
+// the other ranks; the session then ends without MPI_Finalize, which would wait for the dead
+// rank (docs/mpi.md).
+//
+// Thread-safety: every public member of mpi_pool may be called from any thread of rank 0. All MPI
+// calls are made under one lock, so MPI needs only MPI_THREAD_SERIALIZED. Blocking: submit never
+// blocks on the ranks; wait_idle, shutdown and the destructor block until the work they wait for
+// is done; a thread that waits on a future drives the MPI traffic itself meanwhile (no hand-off
+// to another thread on the round trip). Lifetime: the session must outlive the pool (if it does
+// not, the session drains the pool when it ends); futures may outlive both. One mpi_pool exists
+// at a time (a second one throws std::logic_error): the ranks serve one pool at a time.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "crew/codec.hpp"
+#include "crew/detail/registry.hpp"
+#include "crew/detail/shared_state.hpp"
+#include "crew/error.hpp"
+#include "crew/executor.hpp"
+#include "crew/future.hpp"
+
+namespace crew {
+
+/// Initialises MPI (MPI_THREAD_SERIALIZED at least) for the program's lifetime. Construct it once,
+/// at the top of main(), before any other thread starts. On rank 0 it returns; on every other
+/// rank it serves tasks until rank 0's session ends, then finalises MPI and calls std::exit(0):
+/// it never returns there. A process started by MPI_Comm_spawn (mpi_pool_options::spawn) serves
+/// the same way. When MPI was already initialised by the program (with enough thread support),
+/// the session uses it and leaves MPI_Finalize on rank 0 to the program (the serving ranks,
+/// which never return to the program, finalise it themselves).
+///
+/// Not thread-safe (construct and destroy it on the main thread). The destructor (rank 0) drains
+/// a pool that is still alive, tells every rank to end, and finalises MPI.
+class mpi_session {
+ public:
+  /// MPI_Init_thread with the program's arguments (Open MPI reads none it needs: both are kept).
+  mpi_session(int& argc, char**& argv);
+  /// MPI_Init_thread without arguments.
+  mpi_session();
+  mpi_session(const mpi_session&) = delete;
+  mpi_session& operator=(const mpi_session&) = delete;
+  ~mpi_session();
+
+  /// This process's rank in MPI_COMM_WORLD (always 0 where user code runs) and the job's size.
+  [[nodiscard]] int rank() const noexcept { return rank_; }
+  [[nodiscard]] int size() const noexcept { return size_; }
+
+  /// The live session, or null.
+  [[nodiscard]] static mpi_session* current() noexcept;
+
+ private:
+  void start(int* argc, char*** argv);
+  int rank_ = 0;
+  int size_ = 1;
+  bool owns_mpi_ = false;
+};
+
+struct mpi_pool_options {
+  /// Threads that run tasks on each rank: 1 runs them on the rank's MPI thread itself; more runs
+  /// them on a crew::thread_pool of this many threads. At least 1.
+  std::size_t threads_per_rank = 1;
+  /// Ranks that serve the pool: 0 means every rank of the job but rank 0. More than there are
+  /// throws std::invalid_argument.
+  std::size_t ranks = 0;
+  /// Extra ranks started with MPI_Comm_spawn (same binary, same arguments) for this pool, and
+  /// ended with it. 0: none.
+  std::size_t spawn = 0;
+  /// Tasks sent ahead to each task thread, so that no thread waits for rank 0 between tasks.
+  std::size_t pipeline_depth = 16;
+  /// At most this many tasks, and about this many bytes, travel in one message.
+  std::size_t batch_tasks = 64;
+  std::size_t batch_bytes = std::size_t{64} << 10;
+  /// Encoded arguments or results larger than this travel as an MPI message of their own,
+  /// straight from and into their buffer.
+  std::size_t large_bytes = std::size_t{32} << 10;
+  /// How long the constructor waits for every rank to answer.
+  std::chrono::milliseconds start_timeout{60'000};
+};
+
+struct mpi_pool_stats {
+  std::size_t ranks = 0;      ///< ranks serving the pool (lost ones excluded)
+  std::size_t workers = 0;    ///< tasks that run at once: ranks × threads_per_rank
+  std::size_t queued = 0;     ///< submitted, not yet sent to a rank
+  std::size_t running = 0;    ///< sent to a rank, no result yet
+  std::size_t completed = 0;  ///< produced a value
+  std::size_t failed = 0;     ///< ended with a task_error (cancellations included)
+  std::size_t cancelled = 0;
+  std::size_t lost_ranks = 0;     ///< ranks found dead (only with mpirun --enable-recovery)
+  std::size_t messages_sent = 0;  ///< task messages rank 0 sent (batches and large arguments)
+  std::size_t messages_received = 0;
+};
+
+namespace detail {
+
+class mpi_pool_core;
+
+/// Turns a rank's encoded result into the future's value.
+using mpi_result_decoder = void (*)(state_base& state, std::span<const std::byte> bytes);
+
+/// A task's state on an MPI pool. It stays `pending` until its result arrives, so that a thread
+/// waiting on it drives the pool's MPI traffic itself (run_inline) instead of sleeping until
+/// another thread does; cancel() then always wins: the task is dropped if it was not sent yet,
+/// and its result is discarded if it was.
+template <class R>
+class mpi_state final : public shared_state<R> {
+ public:
+  explicit mpi_state(std::shared_ptr<mpi_pool_core> core) noexcept : core_(std::move(core)) {}
+
+ private:
+  bool run_inline() noexcept override;
+  std::shared_ptr<mpi_pool_core> core_;
+};
+
+bool mpi_drive_until_ready(mpi_pool_core& core, const state_base& state) noexcept;
+
+template <class R>
+bool mpi_state<R>::run_inline() noexcept {
+  return mpi_drive_until_ready(*core_, *this);
+}
+
+template <class R>
+void mpi_decode_result(state_base& state, std::span<const std::byte> bytes) {
+  auto& typed = static_cast<mpi_state<R>&>(state);
+  if constexpr (std::is_void_v<R>) {
+    if (!bytes.empty()) throw serialization_error("a void task's result carries bytes", 0);
+    typed.set_value();
+  } else {
+    R value{};
+    codec::decode_into(bytes, value);
+    typed.set_value(std::move(value));
+  }
+}
+
+// An argument as the task's parameter type: a reference when it already is one, else converted.
+template <class P, class A>
+decltype(auto) mpi_as_param(A&& arg) {
+  if constexpr (std::is_same_v<std::remove_cvref_t<A>, P>) {
+    return static_cast<const P&>(arg);
+  } else {
+    return P(std::forward<A>(arg));
+  }
+}
+
+struct mpi_submission {
+  const task_entry* entry;
+  state_base* state;  // the pool takes a reference
+  mpi_result_decoder decode;
+  std::vector<std::byte> args;
+};
+
+}  // namespace detail
+
+class mpi_pool {
+ public:
+  /// Opens the pool on the session's ranks (and spawns options.spawn more). Blocks until every
+  /// rank answered. Throws std::logic_error without a live mpi_session on rank 0, or while
+  /// another mpi_pool is alive; std::invalid_argument for bad options; std::runtime_error when
+  /// no rank can serve (a job of one process, and spawn == 0) or a rank does not answer in time.
+  mpi_pool() : mpi_pool(mpi_pool_options{}) {}
+  explicit mpi_pool(mpi_pool_options options);
+  mpi_pool(const mpi_pool&) = delete;
+  mpi_pool& operator=(const mpi_pool&) = delete;
+  /// Drains (like shutdown(drain)) unless shutdown() was called; the ranks go back to waiting
+  /// for the next pool (spawned ranks end).
+  ~mpi_pool();
+
+  /// Runs Fn(args...) on a rank. Arguments are converted to Fn's parameter types and encoded now,
+  /// so the caller may change or free them at once. Thread-safe; never blocks on the ranks. After
+  /// shutdown the future holds pool_closed.
+  template <auto Fn, class... A>
+  auto submit(A&&... args) -> future<std::decay_t<typename detail::task_traits<Fn>::result>> {
+    using traits = detail::task_traits<Fn>;
+    using R = std::decay_t<typename traits::result>;
+    static_assert(std::tuple_size_v<typename traits::params> == sizeof...(A),
+                  "crew: submit<&fn>(args...) needs exactly fn's number of arguments");
+    const detail::task_entry& entry = detail::registered_task<Fn>;
+    auto state = detail::make_state<detail::mpi_state<R>>(core_);
+    detail::mpi_submission job{&entry, state.get(), &detail::mpi_decode_result<R>, {}};
+    try {
+      encode_args<typename traits::params>(job.args, std::index_sequence_for<A...>{},
+                                           std::forward<A>(args)...);
+    } catch (const serialization_error& e) {
+      state->fail(task_error{error_kind::serialization, e.what(),
+                             task_error::details::named(std::string{entry.name})});
+      return future<R>{std::move(state)};
+    }
+    enqueue(std::move(job));
+    return future<R>{std::move(state)};
+  }
+
+  /// Runs Fn(args...) on a rank without a future; failures are counted in stats() only.
+  template <auto Fn, class... A>
+  void detach(A&&... args) {
+    (void)submit<Fn>(std::forward<A>(args)...);
+  }
+
+  /// Blocks until nothing is queued or running. Thread-safe.
+  void wait_idle();
+
+  /// Stops accepting tasks (later submits get pool_closed). drain: waits for every queued and
+  /// running task; cancel_pending: queued tasks end as cancelled, tasks already sent to a rank
+  /// finish. Then the ranks close the pool. Blocks. Idempotent; thread-safe.
+  void shutdown(shutdown_mode mode = shutdown_mode::drain);
+
+  [[nodiscard]] mpi_pool_stats stats() const;
+  /// Tasks that run at once: serving ranks × threads_per_rank. Never blocks.
+  [[nodiscard]] std::size_t concurrency() const noexcept;
+  /// The MPI_COMM_WORLD ranks serving the pool (spawned ranks are listed as -1 - index).
+  [[nodiscard]] std::vector<int> ranks() const;
+
+ private:
+  template <class Params, std::size_t... I, class... A>
+  static void encode_args(std::vector<std::byte>& out, std::index_sequence<I...>, A&&... args) {
+    const auto view =
+        std::tuple<decltype(detail::mpi_as_param<std::decay_t<std::tuple_element_t<I, Params>>>(
+            std::forward<A>(args)))...>(
+            detail::mpi_as_param<std::decay_t<std::tuple_element_t<I, Params>>>(
+                std::forward<A>(args))...);
+    out.resize(codec::encoded_size(view));
+    codec::encode_into(out, view);
+  }
+
+  void enqueue(detail::mpi_submission job);
+
+  std::shared_ptr<detail::mpi_pool_core> core_;
+};
+
+static_assert(executor<mpi_pool>);
+
+}  // namespace crew
