@@ -68,6 +68,7 @@ machine_costs costs_from_bench(const nlohmann::json& report, const std::string& 
                        ")");
   machine_costs c;
   c.source = "crew bench JSON " + source;
+  c.hybrid_built = true;  // crew::hybrid_pool is part of the library
   const auto& m = report["machine"];
   c.cores = m.value("cores", 1u);
   c.memory_bytes = m.value("memory_bytes", 0.0);
