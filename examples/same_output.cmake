@@ -1,9 +1,18 @@
-# Runs every program in PROGRAMS (a ;-list, passed with -D) and fails unless each exits 0 and
-# prints exactly what the first one printed.
+# Runs every program in PROGRAMS (a ,-list, passed with -D) — and MPI_PROGRAM under the launcher
+# in MPI_LAUNCH (a |-list), when given — and fails unless each exits 0 and prints exactly what the
+# first one printed.
 string(REPLACE "," ";" PROGRAMS "${PROGRAMS}")
+string(REPLACE "|" ";" MPI_LAUNCH "${MPI_LAUNCH}")
+if(MPI_PROGRAM)
+  list(APPEND PROGRAMS "${MPI_PROGRAM}")
+endif()
 set(first "")
 foreach(program IN LISTS PROGRAMS)
-  execute_process(COMMAND ${program} ${ARGS} OUTPUT_VARIABLE out RESULT_VARIABLE code TIMEOUT 120)
+  set(launch "")
+  if(MPI_PROGRAM AND program STREQUAL MPI_PROGRAM)
+    set(launch ${MPI_LAUNCH})
+  endif()
+  execute_process(COMMAND ${launch} ${program} ${ARGS} OUTPUT_VARIABLE out RESULT_VARIABLE code TIMEOUT 120)
   if(NOT code EQUAL 0)
     message(FATAL_ERROR "${program} exited with ${code}:\n${out}")
   endif()

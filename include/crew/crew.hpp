@@ -1,7 +1,9 @@
 // crew/crew.hpp — everything crew offers, in one include.
 #pragma once
 
+#include "crew/advise.hpp"
 #include "crew/algorithm.hpp"
+#include "crew/auto_pool.hpp"
 #include "crew/codec.hpp"
 #include "crew/error.hpp"
 #include "crew/executor.hpp"
