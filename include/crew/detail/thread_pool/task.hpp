@@ -118,14 +118,14 @@ class task_state final : public shared_state<R>, public task_node {
 
   run_status run() noexcept override {
     state_ptr<task_state> hold{this};  // adopts the queue's reference
-    if (!this->take()) return run_status::inlined;
+    if (!task_node::take()) return run_status::inlined;
     if (!this->try_start()) return run_status::cancelled;
     return execute();
   }
 
   void discard(task_error error) noexcept override {
     state_ptr<task_state> hold{this};
-    if (!this->take() || !this->try_start()) return;  // run by its waiter, or cancelled
+    if (!task_node::take() || !this->try_start()) return;  // run by its waiter, or cancelled
     call_.reset();
     this->fail(std::move(error));
   }
@@ -137,12 +137,12 @@ class task_state final : public shared_state<R>, public task_node {
     if (pool != nullptr && unqueue_newest(pool, this)) {
       // Out of the queue: nobody else can reach the node, and the queue's reference is ours.
       state_ptr<task_state> hold{this};
-      if (!this->take() || !this->try_start()) return false;  // cancelled meanwhile
+      if (!task_node::take() || !this->try_start()) return false;  // cancelled meanwhile
       (void)execute();
       count_inlined(pool);
       return true;
     }
-    if (!this->take()) return false;
+    if (!task_node::take()) return false;
     if (!this->try_start()) return false;  // cancelled meanwhile: the state is ready anyway
     (void)execute();
     return true;
