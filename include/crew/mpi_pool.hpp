@@ -50,6 +50,7 @@
 
 #include "crew/codec.hpp"
 #include "crew/detail/registry.hpp"
+#include "crew/detail/remote_call.hpp"
 #include "crew/detail/shared_state.hpp"
 #include "crew/error.hpp"
 #include "crew/executor.hpp"
@@ -131,7 +132,7 @@ namespace detail {
 class mpi_pool_core;
 
 /// Turns a rank's encoded result into the future's value.
-using mpi_result_decoder = void (*)(state_base& state, std::span<const std::byte> bytes);
+using mpi_result_decoder = result_decoder;
 
 /// A task's state on an MPI pool. It stays `pending` until its result arrives, so that a thread
 /// waiting on it drives the pool's MPI traffic itself (run_inline) instead of sleeping until
@@ -152,29 +153,6 @@ bool mpi_drive_until_ready(mpi_pool_core& core, const state_base& state) noexcep
 template <class R>
 bool mpi_state<R>::run_inline() noexcept {
   return mpi_drive_until_ready(*core_, *this);
-}
-
-template <class R>
-void mpi_decode_result(state_base& state, std::span<const std::byte> bytes) {
-  auto& typed = static_cast<mpi_state<R>&>(state);
-  if constexpr (std::is_void_v<R>) {
-    if (!bytes.empty()) throw serialization_error("a void task's result carries bytes", 0);
-    typed.set_value();
-  } else {
-    R value{};
-    codec::decode_into(bytes, value);
-    typed.set_value(std::move(value));
-  }
-}
-
-// An argument as the task's parameter type: a reference when it already is one, else converted.
-template <class P, class A>
-decltype(auto) mpi_as_param(A&& arg) {
-  if constexpr (std::is_same_v<std::remove_cvref_t<A>, P>) {
-    return static_cast<const P&>(arg);
-  } else {
-    return P(std::forward<A>(arg));
-  }
 }
 
 struct mpi_submission {
@@ -211,10 +189,14 @@ class mpi_pool {
                   "crew: submit<&fn>(args...) needs exactly fn's number of arguments");
     const detail::task_entry& entry = detail::registered_task<Fn>;
     auto state = detail::make_state<detail::mpi_state<R>>(core_);
-    detail::mpi_submission job{&entry, state.get(), &detail::mpi_decode_result<R>, {}};
+    detail::mpi_submission job{&entry, state.get(), &detail::decode_result<R>, {}};
     try {
-      encode_args<typename traits::params>(job.args, std::index_sequence_for<A...>{},
-                                           std::forward<A>(args)...);
+      detail::encode_call<typename traits::params>(
+          [&job](std::size_t bytes) {
+            job.args.resize(bytes);
+            return std::span<std::byte>{job.args};
+          },
+          std::index_sequence_for<A...>{}, std::forward<A>(args)...);
     } catch (const serialization_error& e) {
       state->fail(task_error{error_kind::serialization, e.what(),
                              task_error::details::named(std::string{entry.name})});
@@ -245,17 +227,6 @@ class mpi_pool {
   [[nodiscard]] std::vector<int> ranks() const;
 
  private:
-  template <class Params, std::size_t... I, class... A>
-  static void encode_args(std::vector<std::byte>& out, std::index_sequence<I...>, A&&... args) {
-    const auto view =
-        std::tuple<decltype(detail::mpi_as_param<std::decay_t<std::tuple_element_t<I, Params>>>(
-            std::forward<A>(args)))...>(
-            detail::mpi_as_param<std::decay_t<std::tuple_element_t<I, Params>>>(
-                std::forward<A>(args))...);
-    out.resize(codec::encoded_size(view));
-    codec::encode_into(out, view);
-  }
-
   void enqueue(detail::mpi_submission job);
 
   std::shared_ptr<detail::mpi_pool_core> core_;

@@ -32,6 +32,7 @@
 
 #include "crew/codec.hpp"
 #include "crew/detail/registry.hpp"
+#include "crew/detail/remote_call.hpp"
 #include "crew/detail/shared_state.hpp"
 #include "crew/executor.hpp"
 #include "crew/future.hpp"
@@ -95,9 +96,6 @@ namespace detail {
 
 class process_pool_core;
 
-/// How the manager turns a worker's encoded result into the future's value.
-using result_decoder = void (*)(state_base& state, std::span<const std::byte> bytes);
-
 /// A task's state on a process pool: cancelling a started task asks the pool to stop it.
 template <class R>
 class remote_state final : public shared_state<R> {
@@ -115,29 +113,6 @@ bool cancel_remote(process_pool_core& core, std::uint64_t seq) noexcept;
 template <class R>
 bool remote_state<R>::cancel_running() noexcept {
   return cancel_remote(*core_, seq);
-}
-
-template <class R>
-void decode_result(state_base& state, std::span<const std::byte> bytes) {
-  auto& typed = static_cast<remote_state<R>&>(state);
-  if constexpr (std::is_void_v<R>) {
-    if (!bytes.empty()) throw serialization_error("a void task's result carries bytes", 0);
-    typed.set_value();
-  } else {
-    R value{};
-    codec::decode_into(bytes, value);
-    typed.set_value(std::move(value));
-  }
-}
-
-// An argument as the task's parameter type: a reference when it already is one, else converted.
-template <class P, class A>
-decltype(auto) as_param(A&& arg) {
-  if constexpr (std::is_same_v<std::remove_cvref_t<A>, P>) {
-    return static_cast<const P&>(arg);
-  } else {
-    return P(std::forward<A>(arg));
-  }
 }
 
 namespace process {
@@ -184,8 +159,9 @@ class remote_pool {
     auto state = detail::make_state<detail::remote_state<R>>(core_);
     detail::submission job{&entry, state.get(), &detail::decode_result<R>, {}, {}};
     try {
-      encode_args<typename traits::params>(job, std::index_sequence_for<A...>{},
-                                           std::forward<A>(args)...);
+      detail::encode_call<typename traits::params>(
+          [&job](std::size_t bytes) { return job.allocate(bytes); },
+          std::index_sequence_for<A...>{}, std::forward<A>(args)...);
     } catch (const serialization_error& e) {
       state->fail(task_error{error_kind::serialization, e.what(),
                              task_error::details::named(std::string{entry.name})});
@@ -219,16 +195,6 @@ class remote_pool {
   remote_pool(const process_pool_options& options, std::size_t threads_per_process);
 
  private:
-  template <class Params, std::size_t... I, class... A>
-  static void encode_args(detail::submission& out, std::index_sequence<I...>, A&&... args) {
-    const auto view =
-        std::tuple<decltype(detail::as_param<std::decay_t<std::tuple_element_t<I, Params>>>(
-            std::forward<A>(args)))...>(
-            detail::as_param<std::decay_t<std::tuple_element_t<I, Params>>>(
-                std::forward<A>(args))...);
-    codec::encode_into(out.allocate(codec::encoded_size(view)), view);
-  }
-
   std::uint64_t enqueue(detail::submission job);
 
   std::shared_ptr<detail::process_pool_core> core_;

@@ -51,6 +51,7 @@ std::string format_quantity(double v, std::string_view unit) {
   }
   if (unit == "x") return printf_string("%.2f%s", v, "×");
   if (unit == "%") return printf_string("%.0f%s", v * 100, "%");
+  if (unit == "count") return printf_string("%.0f%s", v, "");
   static const char* const s[] = {"", "k", "M", "G"};
   return scaled(v, s, 4, 1000) + std::string(unit);
 }

@@ -8,7 +8,8 @@
 
 namespace crew::detail {
 
-/// `unit` is "s", "B", "B/s", "x" (a ratio) or "%" (a fraction shown as a percentage); any other
+/// `unit` is "s", "B", "B/s", "x" (a ratio), "%" (a fraction shown as a percentage) or "count"
+/// (a whole number, no unit); any other
 /// unit gets a decimal prefix glued to it ("12.3 ktasks/s").
 std::string format_quantity(double v, std::string_view unit);
 
