@@ -32,6 +32,7 @@ inline constexpr bool process_pool_built = true;
 inline constexpr bool hybrid_pool_built = true;
 inline constexpr bool shm_ring_built = true;
 inline constexpr bool shared_buffer_built = false;
+// mpi_pool is built (crew::mpi) but needs an mpirun job: its figures come from bench/mpi/run.sh.
 inline constexpr bool mpi_built = false;
 
 /// The largest process pool the sweeps start: a pool of hundreds of processes measures the
