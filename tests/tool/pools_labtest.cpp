@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <vector>
 
 #include "experiments/fault_isolation.hpp"
@@ -49,6 +50,29 @@ pools::fault_figures figures(std::vector<double> completed, std::vector<double> 
   f.runs = static_cast<int>(f.completed.samples.size());
   f.crashed_futures = crashed_futures;
   return f;
+}
+
+#ifdef CREW_MPI_PROBE_PATH
+TEST(MpiTransport, TwoRanksUnderMpirunGiveOneRoundTripPerSample) {
+  ::setenv("CREW_MPI_PROBE", CREW_MPI_PROBE_PATH, 1);
+  ASSERT_FALSE(pools::mpi_probe_path().empty()) << "crew-mpi-probe or mpirun is missing";
+  const std::vector<double> v = pools::mpi_samples(4096, 20, 3);
+  ASSERT_EQ(v.size(), 3U);
+  for (double seconds : v) {
+    EXPECT_GT(seconds, 0.0);
+    EXPECT_LT(seconds, 1.0) << "a 4 KiB round trip between two local ranks";
+  }
+}
+#endif
+
+TEST(MpiTransport, MissingProbeIsNotMeasuredNotAFigure) {
+  ::setenv("CREW_MPI_PROBE", "/nonexistent/crew-mpi-probe", 1);
+  EXPECT_TRUE(pools::mpi_probe_path().empty());
+  EXPECT_TRUE(pools::mpi_samples(64, 1, 1).empty());
+  const series s = pools::mpi_round_trip(config{}, 0);
+  EXPECT_EQ(s.state, series_state::skipped);
+  EXPECT_TRUE(s.samples.empty());
+  ::unsetenv("CREW_MPI_PROBE");
 }
 
 TEST(FaultVerdict, ConfirmedWhenThreadsLoseEverythingAndProcessesOneCrashedTask) {

@@ -192,6 +192,7 @@ const transport transports[] = {
     {"processes: TCP loopback", tcp_samples, true},
     {"processes: crew shared-memory ring", pools::shm_ring_samples, false},
     {"processes: crew process_pool task", pools::process_pool_echo_samples, false},
+    {"processes: MPI (2 Open MPI ranks)", pools::mpi_samples, false},
 };
 
 result run(const config& cfg, progress& prog) {
@@ -203,7 +204,12 @@ result run(const config& cfg, progress& prog) {
     for (std::size_t b = 64; b <= (std::size_t{64} << 20); b *= 4) sizes.push_back(b);
   }
   const int n = cfg.warmup + cfg.repeat;
+  const bool have_mpi = !pools::mpi_probe_path().empty();
   for (const auto& t : transports) {
+    if (t.fn == pools::mpi_samples && !have_mpi) {
+      r.data.push_back(pools::mpi_round_trip(cfg, 0));
+      continue;
+    }
     for (std::size_t b : sizes) {
       prog.step(std::string(t.group) + ", " + size_name(b));
       series s;
@@ -224,8 +230,6 @@ result run(const config& cfg, progress& prog) {
       r.data.push_back(std::move(s));
     }
   }
-  r.data.push_back(pools::mpi_round_trip(cfg, 0));
-
   r.method =
       "A round trip sends a message of the given size and waits for the same number of "
       "bytes back from an echo peer. Threads copy into a mailbox and hand off with a "
@@ -235,7 +239,9 @@ result run(const config& cfg, progress& prog) {
       "spins briefly, then sleeps on a futex). The crew process_pool task case submits an "
       "echo task taking and returning the message to a one-worker pool and waits for its "
       "result: encoding, the ring (or a memfd past 64 KiB), decoding, and the pool's "
-      "manager thread. Each sample averages as many round trips as fit about " +
+      "manager thread. MPI is two ranks started by mpirun -n 2 crew-mpi-probe (Open MPI's "
+      "shared-memory transport, MPI_Send/MPI_Recv). Each sample averages as many round trips as "
+      "fit about " +
       std::string(cfg.quick ? "2 MiB" : "16 MiB") +
       " of traffic. Bandwidth = 2 × size / round-trip time.";
   r.chart = {chart_kind::lines, "message size", "round-trip time", "B", true, true, true};

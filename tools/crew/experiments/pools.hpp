@@ -32,8 +32,8 @@ inline constexpr bool process_pool_built = true;
 inline constexpr bool hybrid_pool_built = true;
 inline constexpr bool shm_ring_built = true;
 inline constexpr bool shared_buffer_built = false;
-// mpi_pool is built (crew::mpi) but needs an mpirun job: its figures come from bench/mpi/run.sh.
-inline constexpr bool mpi_built = false;
+// MPI figures come from crew-mpi-probe under mpirun, when both are there (mpi_probe_path()).
+inline constexpr bool mpi_built = true;
 
 /// The largest process pool the sweeps start: a pool of hundreds of processes measures the
 /// kernel's process table more than crew, and holds hundreds of MiB on a shared machine.
@@ -57,6 +57,10 @@ series process_pool_startup(const config& cfg, std::string_view start_method);
 std::vector<double> shm_ring_samples(std::size_t bytes, int iters, int n);
 std::vector<double> process_pool_echo_samples(std::size_t bytes, int iters, int n);
 series mpi_round_trip(const config& cfg, std::size_t bytes);
+/// Path of crew-mpi-probe next to this program when it and mpirun are there; empty otherwise.
+std::string mpi_probe_path();
+/// Round trips between two MPI ranks (mpirun -n 2 crew-mpi-probe); empty when not available.
+std::vector<double> mpi_samples(std::size_t bytes, int iters, int n);
 
 /// CPU-bound scaling: `tasks` calls of the compute kernel with `iterations` each, on `workers`;
 /// samples are the wall time for all tasks. Named "<group> × <workers>", group "crew thread_pool"
