@@ -357,39 +357,14 @@ TEST(ProcessPool, NoDescriptorOrMappingLeaks) {
 }
 
 TEST(ProcessPool, WorkersDieWithAKilledParent) {
-  int channel[2];
-  ASSERT_EQ(pipe(channel), 0);
-  const pid_t parent = fork();
-  ASSERT_GE(parent, 0);
-  if (parent == 0) {
-    close(channel[0]);
+  const std::vector<int> pids = crew::test::pids_of_a_killed_parent([](const auto& report) {
     process_pool pool{opts(3)};
     (void)pool.submit<&square>(1).get();
-    auto pids = pool.worker_pids();
-    [[maybe_unused]] auto n = write(channel[1], pids.data(), pids.size() * sizeof(int));
-    close(channel[1]);
-    pause();
-    _exit(0);
-  }
-  close(channel[1]);
-  int pids[3] = {};
-  std::size_t got = 0;
-  while (got < sizeof pids) {
-    const ssize_t n = read(channel[0], reinterpret_cast<char*>(pids) + got, sizeof pids - got);
-    ASSERT_GT(n, 0);
-    got += static_cast<std::size_t>(n);
-  }
-  close(channel[0]);
-  for (int pid : pids) ASSERT_TRUE(crew::test::process_alive(pid));
-  kill(parent, SIGKILL);
-  waitpid(parent, nullptr, 0);
-  const auto deadline = std::chrono::steady_clock::now() + 20s;
-  for (int pid : pids) {
-    while (crew::test::process_alive(pid) && std::chrono::steady_clock::now() < deadline) {
-      std::this_thread::sleep_for(5ms);
-    }
-    EXPECT_FALSE(crew::test::process_alive(pid)) << "worker " << pid << " outlived its parent";
-  }
+    report(pool.worker_pids());
+  });
+  EXPECT_EQ(pids.size(), 3U);
+  EXPECT_EQ(crew::test::still_alive_after(pids, 20s), std::vector<int>{})
+      << "workers outlived their parent";
 }
 
 TEST(ProcessPool, OnePercentCrashesAndTimeoutsLoseNothing) {

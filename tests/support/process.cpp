@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <thread>
 
 namespace crew::test {
 
@@ -67,6 +68,62 @@ child_status run_in_child(const std::function<void()>& body, std::chrono::millis
     status.signal = WTERMSIG(raw);
   }
   return status;
+}
+
+std::vector<int> pids_of_a_killed_parent(
+    const std::function<void(const std::function<void(const std::vector<int>&)>&)>& make_pool) {
+  int channel[2];
+  if (pipe(channel) != 0) throw std::runtime_error("pipe failed");
+  std::fflush(nullptr);
+  const pid_t parent = fork();
+  if (parent < 0) throw std::runtime_error("fork failed");
+  if (parent == 0) {
+    close(channel[0]);
+    make_pool([&](const std::vector<int>& pids) {
+      const int count = static_cast<int>(pids.size());
+      [[maybe_unused]] auto a = write(channel[1], &count, sizeof count);
+      [[maybe_unused]] auto b = write(channel[1], pids.data(), pids.size() * sizeof(int));
+      close(channel[1]);
+      for (;;) pause();
+    });
+    _exit(1);  // make_pool returned without reporting
+  }
+  close(channel[1]);
+  auto read_exactly = [&](void* into, std::size_t bytes) {
+    std::size_t got = 0;
+    while (got < bytes) {
+      const ssize_t n = read(channel[0], static_cast<char*>(into) + got, bytes - got);
+      if (n <= 0) return false;
+      got += static_cast<std::size_t>(n);
+    }
+    return true;
+  };
+  int count = 0;
+  std::vector<int> pids;
+  bool ok = read_exactly(&count, sizeof count) && count > 0 && count < 1024;
+  if (ok) {
+    pids.resize(static_cast<std::size_t>(count));
+    ok = read_exactly(pids.data(), pids.size() * sizeof(int));
+  }
+  close(channel[0]);
+  for (int pid : pids) ok = ok && process_alive(pid);
+  kill(parent, SIGKILL);
+  waitpid(parent, nullptr, 0);
+  if (!ok) throw std::runtime_error("the pool's parent did not report live workers");
+  return pids;
+}
+
+std::vector<int> still_alive_after(const std::vector<int>& pids,
+                                   std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  std::vector<int> alive;
+  for (int pid : pids) {
+    while (process_alive(pid) && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds{5});
+    }
+    if (process_alive(pid)) alive.push_back(pid);
+  }
+  return alive;
 }
 
 int open_fd_count() {

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <functional>
 #include <string>
+#include <vector>
 
 namespace crew::test {
 
@@ -21,6 +22,15 @@ struct child_status {
 /// failure inside the child also exits 1). Kills it with SIGKILL past `timeout`.
 child_status run_in_child(const std::function<void()>& body,
                           std::chrono::milliseconds timeout = std::chrono::seconds{60});
+
+/// Forks a parent process that runs `make_pool(report)`: it starts a pool and calls
+/// report(worker pids) with the pool alive (report never returns). Then SIGKILLs that parent and
+/// returns the pids it reported, checked alive before the kill. Throws on a broken protocol.
+std::vector<int> pids_of_a_killed_parent(
+    const std::function<void(const std::function<void(const std::vector<int>&)>&)>& make_pool);
+
+/// Waits up to `timeout` for every pid to be gone; returns the ones still alive.
+std::vector<int> still_alive_after(const std::vector<int>& pids, std::chrono::milliseconds timeout);
 
 /// Number of open file descriptors of this process.
 int open_fd_count();
