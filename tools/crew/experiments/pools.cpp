@@ -18,6 +18,7 @@
 #include <cstdlib>
 #include <exception>
 #include <filesystem>
+#include <memory>
 #include <stdexcept>
 #include <thread>
 #include <utility>
@@ -433,46 +434,49 @@ series thread_pool_cpu(const config& cfg, unsigned workers, unsigned tasks,
       });
 }
 
+namespace {
+
+// The CPU kernel through crew::map on a pool `make_pool()` builds in a sacrificial child: one task
+// per item (grain 1), as the other models draw one task at a time.
+template <class MakePool>
+series map_kernel_in_child(const config& cfg, series s, unsigned tasks, std::uint64_t iterations,
+                           MakePool make_pool) {
+  const int n = cfg.warmup + cfg.repeat;
+  return sampled_in_child(cfg, std::move(s), 120, [=] {
+    auto pool = make_pool();
+    const auto jobs = kernel_jobs(tasks, iterations);
+    std::vector<double> v;
+    for (int k = 0; k < n; ++k) {
+      const auto t0 = clock::now();
+      const auto sums = crew::map<&tasks::kernel>(*pool, jobs, {.grain = 1});
+      const double dt = seconds_since(t0);
+      v.push_back(sums.size() == jobs.size() ? dt : NAN);
+    }
+    return v;
+  });
+}
+
+}  // namespace
+
 series process_pool_cpu(const config& cfg, unsigned workers, unsigned tasks,
                         std::uint64_t iterations) {
-  const int n = cfg.warmup + cfg.repeat;
-  return sampled_in_child(
-      cfg, named("crew process_pool" + times(workers), "crew process_pool", workers, "s"), 120,
-      [=] {
-        crew::process_pool pool{pool_options(workers)};
-        const auto jobs = kernel_jobs(tasks, iterations);
-        std::vector<double> v;
-        for (int s = 0; s < n; ++s) {
-          const auto t0 = clock::now();
-          // One task per item, as the other models draw one task at a time.
-          const auto sums = crew::map<&tasks::kernel>(pool, jobs, {.grain = 1});
-          const double dt = seconds_since(t0);
-          v.push_back(sums.size() == jobs.size() ? dt : NAN);
-        }
-        return v;
-      });
+  return map_kernel_in_child(
+      cfg, named("crew process_pool" + times(workers), "crew process_pool", workers, "s"), tasks,
+      iterations,
+      [workers] { return std::make_unique<crew::process_pool>(pool_options(workers)); });
 }
 
 series hybrid_pool_cpu(const config& cfg, unsigned workers, unsigned tasks,
                        std::uint64_t iterations) {
-  const int n = cfg.warmup + cfg.repeat;
   // Two threads per process where the count allows (1 → 1×1, 4 → 2×2), as hybrid_pool does.
   const unsigned threads = workers >= 2 && workers % 2 == 0 ? 2 : 1;
-  return sampled_in_child(
-      cfg, named("crew hybrid_pool" + times(workers), "crew hybrid_pool", workers, "s"), 120, [=] {
+  return map_kernel_in_child(
+      cfg, named("crew hybrid_pool" + times(workers), "crew hybrid_pool", workers, "s"), tasks,
+      iterations, [workers, threads] {
         crew::hybrid_pool_options o;
         o.processes = workers / threads;
         o.threads_per_process = threads;
-        crew::hybrid_pool pool{o};
-        const auto jobs = kernel_jobs(tasks, iterations);
-        std::vector<double> v;
-        for (int s = 0; s < n; ++s) {
-          const auto t0 = clock::now();
-          const auto sums = crew::map<&tasks::kernel>(pool, jobs, {.grain = 1});
-          const double dt = seconds_since(t0);
-          v.push_back(sums.size() == jobs.size() ? dt : NAN);
-        }
-        return v;
+        return std::make_unique<crew::hybrid_pool>(o);
       });
 }
 
