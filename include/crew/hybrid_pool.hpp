@@ -37,6 +37,8 @@ struct hybrid_pool_options {
   task_ref initializer{};
   std::size_t pipeline_depth = 0;
   std::size_t channel_bytes = std::size_t{1} << 20;
+  std::chrono::milliseconds start_timeout{30'000};
+  std::chrono::milliseconds stop_timeout{2'000};
 
   [[nodiscard]] process_pool_options to_process_options() const {
     process_pool_options out;
@@ -50,6 +52,8 @@ struct hybrid_pool_options {
     out.initializer = initializer;
     out.pipeline_depth = pipeline_depth;
     out.channel_bytes = channel_bytes;
+    out.start_timeout = start_timeout;
+    out.stop_timeout = stop_timeout;
     return out;
   }
 };

@@ -130,6 +130,7 @@ void state_base::wait() const {
     // does not: its helper pops the newest task of its own deque, usually this one, without
     // leaving a dead entry behind.) The state is never const itself, only this view of it.
     if (status() == pending && const_cast<state_base*>(this)->run_inline()) return;
+    if (drive_until(nullptr)) return;
     if (spin_until_ready()) return;
     sleep_until_ready(nullptr);
     return;
@@ -150,6 +151,7 @@ void state_base::wait() const {
 
 bool state_base::wait_until(std::chrono::steady_clock::time_point deadline) const {
   if (is_ready()) return true;
+  if (current_wait_helper() == nullptr && drive_until(&deadline)) return true;
   sleep_until_ready(&deadline);
   return is_ready();
 }
