@@ -230,7 +230,10 @@ void scheduler::finish(record_ptr record, std::optional<task_error> error) noexc
     }
   }
   record.reset();
-  if (completing_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+  // Only a thread in wait_idle() (or shutdown) needs to hear of the last completion; it
+  // announces itself before it checks, under mu_, so this check cannot miss it.
+  if (completing_.fetch_sub(1, std::memory_order_seq_cst) == 1 &&
+      idle_waiters_.load(std::memory_order_seq_cst) > 0) {
     std::lock_guard lock{mu_};
     note_idle_locked();
   }
@@ -430,7 +433,7 @@ bool scheduler::broken() const {
 
 bool scheduler::idle_locked() const noexcept {
   return pending_.empty() && in_flight_count_.load(std::memory_order_relaxed) == 0 &&
-         completing_.load(std::memory_order_acquire) == 0;
+         completing_.load(std::memory_order_seq_cst) == 0;
 }
 
 void scheduler::note_idle_locked() {
@@ -439,7 +442,9 @@ void scheduler::note_idle_locked() {
 
 void scheduler::wait_idle() {
   std::unique_lock lock{mu_};
+  idle_waiters_.fetch_add(1, std::memory_order_seq_cst);  // pairs with the check in finish()
   idle_cv_.wait(lock, [this] { return idle_locked(); });
+  idle_waiters_.fetch_sub(1, std::memory_order_relaxed);
 }
 
 bool scheduler::has_work() const {

@@ -200,6 +200,7 @@ class scheduler {
   std::atomic<bool> stops_waiting_{false};  // stops_ is not empty
   std::atomic<std::size_t> in_flight_count_{0};
   std::atomic<std::size_t> completing_{0};  // accepted, not yet finished
+  std::atomic<int> idle_waiters_{0};        // threads in wait_idle()
   std::atomic<std::size_t> completed_{0};
 };
 
