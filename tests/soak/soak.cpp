@@ -59,8 +59,12 @@ using crew::error_kind;
 
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
 constexpr int slowdown = 3;  // sanitizers make every task and every start-up slower
+// ASan's shadow memory and its quarantine of freed blocks (256 MiB by default) make an ordinary
+// worker that moved a few 3 MiB payloads resident far past 128 MiB.
+constexpr std::size_t memory_factor = 4;
 #else
 constexpr int slowdown = 1;
+constexpr std::size_t memory_factor = 1;
 #endif
 
 // --- options ------------------------------------------------------------------------------
@@ -774,7 +778,8 @@ class planner {
     // ~200 ms, ~600 ms with three workers doing it at once.
     s.timeout = std::chrono::milliseconds{between(1000, 2000) * slowdown};
     s.kill_grace = std::chrono::milliseconds{between(50, 200)};
-    s.memory_limit = std::size_t{static_cast<std::size_t>(between(64, 128))} << 20;
+    s.memory_limit =
+        (std::size_t{static_cast<std::size_t>(between(64, 128))} << 20) * memory_factor;
     s.max_tasks = chance(0.4) ? static_cast<std::size_t>(between(1, 40)) : 0;
     static const std::size_t depths[] = {0, 0, 1, 2, 4, 16};
     s.pipeline = depths[between(0, 5)];

@@ -115,8 +115,8 @@ TEST_P(CrashKind, DISABLED_ACrashIsAlwaysCrashedNeverWorkerLost) {
 INSTANTIATE_TEST_SUITE_P(SoakFindings, CrashKind,
                          ::testing::Values(crew::start_method::fork, crew::start_method::spawn,
                                            crew::start_method::forkserver),
-                         [](const ::testing::TestParamInfo<crew::start_method>& info) {
-                           switch (info.param) {
+                         [](const ::testing::TestParamInfo<crew::start_method>& p) {
+                           switch (p.param) {
                              case crew::start_method::fork:
                                return std::string{"fork"};
                              case crew::start_method::spawn:
@@ -175,6 +175,25 @@ TEST(SoakFindings, DISABLED_AHelperProcessDoesNotOutliveThePool) {
   const std::vector<int> left = marked_pids(mark);
   for (const int pid : left) kill(pid, SIGKILL);  // the test's own helper
   EXPECT_TRUE(left.empty()) << "the task's helper process is still running";
+}
+
+int throws_long(std::size_t bytes) {
+  throw std::logic_error(std::string(bytes, 'x'));
+}
+
+// Seen by crew-soak (seed 3, a spawn pool with a 64 KiB channel): a task that throws an exception
+// with a 472 KiB message fails as crashed (exit code 75) instead of exception. (Also in issue 8,
+// with a 2 MiB message.)
+TEST(SoakFindings, DISABLED_AnExceptionWithALongMessageIsAnException) {
+  crew::process_pool_options o;
+  o.workers = 1;
+  o.channel_bytes = 64 << 10;
+  crew::process_pool pool{o};
+  auto r = pool.submit<&throws_long>(std::size_t{483'328}).result();
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().kind(), error_kind::exception) << r.error().what();
+  EXPECT_EQ(r.error().remote_type(), "std::logic_error");
+  EXPECT_EQ(std::string{r.error().what()}.size(), 483'328U);
 }
 
 // A guard for the soak's model: a task's timeout counts from when the task starts, not from when
