@@ -503,7 +503,11 @@ void check_leaks(reporter& report, const resources& before, const std::string& t
     for (const auto& p : group_peers(all)) {
       const bool known = std::any_of(marked.begin(), marked.end(),
                                      [&](const process_entry& m) { return m.pid == p.pid; });
-      if (!before.peers.contains(p.pid) && !before.descendants.contains(p.pid) && !known) {
+      // A zombie that init has yet to reap is not running (and not ours to reap): the soak's
+      // own descendants, zombies included, are checked above.
+      const bool orphan_zombie = p.state == 'Z' && p.ppid != getpid();
+      if (!before.peers.contains(p.pid) && !before.descendants.contains(p.pid) && !known &&
+          !orphan_zombie) {
         peers.push_back(p);
       }
     }
