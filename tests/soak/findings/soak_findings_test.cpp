@@ -1,5 +1,5 @@
 // What crew-soak found, each as a small test of its own (docs/soak.md lists them with the seeds
-// that showed them). A case whose name starts with DISABLED_ fails on the code of its time and is
+// that showed them). A case whose name starts with  fails on the code of its time and is
 // enabled by the change that fixes it; `--gtest_also_run_disabled_tests` runs it meanwhile.
 #include <dirent.h>
 #include <gtest/gtest.h>
@@ -80,7 +80,7 @@ int start_helper_then_hang() {
 // the worker held as worker_lost.
 class CrashKind : public ::testing::TestWithParam<crew::start_method> {};
 
-TEST_P(CrashKind, DISABLED_ACrashIsAlwaysCrashedNeverWorkerLost) {
+TEST_P(CrashKind, ACrashIsAlwaysCrashedNeverWorkerLost) {
   crew::process_pool_options o;
   o.workers = 2;
   o.start = GetParam();
@@ -130,7 +130,7 @@ INSTANTIATE_TEST_SUITE_P(SoakFindings, CrashKind,
 // another task in its process crashed reads "worker N running <its own name> was killed by
 // signal 11", as if it had crashed itself. Issue 9 asks for "failed because task X in the same
 // process crashed with signal 11", naming the culprit.
-TEST(SoakFindings, DISABLED_AHybridVictimNamesTheCulprit) {
+TEST(SoakFindings, AHybridVictimNamesTheCulprit) {
   crew::hybrid_pool_options o;
   o.processes = 1;
   o.threads_per_process = 2;
@@ -155,7 +155,7 @@ TEST(SoakFindings, DISABLED_AHybridVictimNamesTheCulprit) {
 // Seen by crew-soak on every process pool (seed 1: e.g. 9 of 9 on a fork pool): a task that
 // starts a helper process (system("sleep 30 &")) and then times out leaves the helper running
 // after the pool is gone. (Also item 8 of issue 8.)
-TEST(SoakFindings, DISABLED_AHelperProcessDoesNotOutliveThePool) {
+TEST(SoakFindings, AHelperProcessDoesNotOutliveThePool) {
   std::random_device entropy;
   the_mark = std::to_string(getpid()) + "-" + std::to_string(entropy());
   {
@@ -184,7 +184,7 @@ int throws_long(std::size_t bytes) {
 // Seen by crew-soak (seed 3, a spawn pool with a 64 KiB channel): a task that throws an exception
 // with a 472 KiB message fails as crashed (exit code 75) instead of exception. (Also in issue 8,
 // with a 2 MiB message.)
-TEST(SoakFindings, DISABLED_AnExceptionWithALongMessageIsAnException) {
+TEST(SoakFindings, AnExceptionWithALongMessageIsAnException) {
   crew::process_pool_options o;
   o.workers = 1;
   o.channel_bytes = 64 << 10;
