@@ -6,7 +6,10 @@
 
 #include <array>
 #include <cstdio>
+#include <filesystem>
 #include <string>
+
+#include <nlohmann/json.hpp>
 
 #include "advise/profile.hpp"
 
@@ -65,8 +68,10 @@ struct cli_result {
   std::string output;
 };
 
-cli_result crew_cli(const std::string& args) {
-  const std::string cmd = std::string(CREW_TOOL_PATH) + " " + args + " 2>&1";
+// `redirect` says where the tool's stderr goes: "2>&1" merges it into the output read here,
+// "2>/dev/null" keeps the output to standard output alone.
+cli_result crew_cli(const std::string& args, const std::string& redirect = "2>&1") {
+  const std::string cmd = std::string(CREW_TOOL_PATH) + " " + args + " " + redirect;
   FILE* f = ::popen(cmd.c_str(), "r");
   std::string out;
   std::array<char, 4096> buf;
@@ -105,7 +110,53 @@ TEST(BenchCli, VersionAndBadOptions) {
   const auto r = crew_cli("bench --only bogus");
   EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.output.find("unknown experiment 'bogus'"), std::string::npos);
-  EXPECT_NE(crew_cli("bench --repeat banana").code, 0);
+}
+
+// docs/bench.md and docs/advise.md: a bad option exits 2 with one line saying why — CLI11's own
+// parse errors included (they carry codes from 100 up).
+TEST(Cli, EveryBadOptionExitsTwo) {
+  for (const char* args : {"bench --repeat banana", "bench --no-such-option", "bench --workers x",
+                           "advise --runs banana -- true", "advise --budget", "no-such-command"}) {
+    const auto r = crew_cli(args);
+    EXPECT_EQ(r.code, 2) << args << ": " << r.output;
+    EXPECT_EQ(r.output.find("terminate"), std::string::npos) << args;
+  }
+  EXPECT_EQ(crew_cli("--help").code, 0);
+  EXPECT_EQ(crew_cli("bench --help").code, 0);
+}
+
+TEST(Cli, RepeatZeroIsAnErrorNotTheDefault) {
+  for (const char* args : {"bench --repeat 0 --only switching", "bench --repeat -3",
+                           "bench --repeat 1001 --only switching"}) {
+    const auto r = crew_cli(args);
+    EXPECT_EQ(r.code, 2) << args << ": " << r.output;
+    EXPECT_NE(r.output.find("--repeat must be between 1 and 1000"), std::string::npos) << r.output;
+  }
+}
+
+TEST(Cli, AdviseWithoutACommandSaysWhereItGoes) {
+  const auto r = crew_cli("advise --runs 2");
+  EXPECT_EQ(r.code, 2) << r.output;
+  EXPECT_NE(r.output.find("give the command to measure after --"), std::string::npos) << r.output;
+}
+
+TEST(Cli, BenchJsonDashWritesTheReportToStandardOutput) {
+  const auto r = crew_cli("bench --quick --repeat 1 --only switching --json -", "2>/dev/null");
+  ASSERT_EQ(r.code, 0) << r.output;
+  const auto j = nlohmann::json::parse(r.output, nullptr, false);
+  ASSERT_FALSE(j.is_discarded()) << "stdout is not JSON alone: " << r.output.substr(0, 300);
+  EXPECT_EQ(j["schema"], "crew-bench/1");
+  EXPECT_FALSE(std::filesystem::exists("-"));
+  EXPECT_EQ(crew_cli("bench --only switching --json - --html -").code, 2);
+}
+
+TEST(Cli, AdviseJsonDashWritesTheAdviceToStandardOutput) {
+  const auto r = crew_cli("advise --runs 1 --json - -- true", "2>/dev/null");
+  ASSERT_EQ(r.code, 0) << r.output;
+  const auto j = nlohmann::json::parse(r.output, nullptr, false);
+  ASSERT_FALSE(j.is_discarded()) << "stdout is not JSON alone: " << r.output.substr(0, 300);
+  EXPECT_EQ(j["schema"], "crew-advise/1");
+  EXPECT_FALSE(std::filesystem::exists("-"));
 }
 
 }  // namespace

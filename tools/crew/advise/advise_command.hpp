@@ -17,7 +17,8 @@ struct advise_options {
   double budget_seconds = 60;
   std::string bench_json;  // empty: calibrate
   std::optional<std::size_t> tasks;
-  std::string json_path;
+  std::string json_path;  // "-": standard output (the advice for people then goes to err)
+  std::string stdin_path = "/dev/null";  // the command's standard input
 };
 
 /// Returns the exit code: 0 advice given; 1 cannot run the command or read/write a file;
