@@ -283,7 +283,7 @@ std::string render_html(const machine_info& m, const config& cfg,
   o << "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>crew bench — "
     << esc(m.hostname) << "</title><style>" << css << "</style></head><body>";
   o << "<h1>crew bench</h1><p>Threads against processes, measured on this machine: "
-    << esc(m.cpu_model) << ", " << m.cores << " cores, "
+    << esc(m.cpu_model) << ", " << m.cores << " cores (" << esc(describe_layout(m)) << "), "
     << esc(format_value(static_cast<double>(m.memory_bytes), "B")) << ", " << esc(m.kernel)
     << ". crew " << esc(m.crew_version) << ", built with " << esc(m.compiler) << ". "
     << (cfg.quick ? "Quick run" : "Full run") << ": " << cfg.repeat
