@@ -85,6 +85,17 @@ std::vector<double> ticks(const scale& s) {
   return t;
 }
 
+// A width in px that a label of the chart's 12px sans-serif font does not exceed: code points
+// × 7.2 px (the widest common glyphs average below that; capitals and 'm' are ~9 px, most
+// lowercase ~6). Used to size label columns and legends so that no name is cut off; a chart
+// wider than the page is scaled down whole by its viewBox rather than clipped.
+double label_width(const std::string& text) {
+  std::size_t code_points = 0;
+  for (unsigned char c : text)
+    if ((c & 0xC0) != 0x80) ++code_points;
+  return 7.2 * static_cast<double>(code_points);
+}
+
 std::string unit_of(const result& r) {
   for (const auto& s : r.data)
     if (s.has_data()) return s.unit;
@@ -92,8 +103,11 @@ std::string unit_of(const result& r) {
 }
 
 std::string bar_chart(const result& r) {
-  const double W = 760, label_w = 330, row_h = 24, top = 10, axis_h = 36;
-  const double plot_w = W - label_w - 30;
+  double longest = 0;
+  for (const auto& s : r.data) longest = std::max(longest, label_width(s.name));
+  // Labels right-aligned against the plot; the value after the longest bar needs ~70 px.
+  const double label_w = std::max(160.0, longest + 16), plot_w = 400, value_w = 76;
+  const double W = label_w + plot_w + value_w, row_h = 24, top = 10, axis_h = 44;
   const double H = top + row_h * static_cast<double>(r.data.size()) + axis_h;
   double lo = INFINITY, hi = 0;
   for (const auto& s : r.data)
@@ -131,8 +145,7 @@ std::string bar_chart(const result& r) {
          << ", p90 " << esc(format_value(st.p90, s.unit)) << ")</title></rect>";
     body << "<line class=\"whisker\" x1=\"" << px(a) << "\" x2=\"" << px(b) << "\" y1=\""
          << px(y + row_h / 2) << "\" y2=\"" << px(y + row_h / 2) << "\"/>";
-    body << "<text x=\"" << px(std::min(xm + 6, W - 4)) << "\" y=\"" << px(y + 16)
-         << "\" class=\"val\"" << (xm + 80 > W ? " text-anchor=\"end\"" : "") << ">"
+    body << "<text x=\"" << px(xm + 6) << "\" y=\"" << px(y + 16) << "\" class=\"val\">"
          << esc(format_value(st.median, s.unit)) << "</text>";
     ++points;
   }
@@ -156,8 +169,12 @@ std::string bar_chart(const result& r) {
 }
 
 std::string line_chart(const result& r) {
-  const double W = 760, H = 360, L = 80, R = 230, T = 14, B = 48;
-  const double pw = W - L - R, ph = H - T - B;
+  double legend = 0;
+  for (const auto& s : r.data)
+    if (s.has_data()) legend = std::max(legend, label_width(s.group));
+  // The legend (a 12 px swatch, then the group's name) sits right of the plot.
+  const double L = 90, pw = 450, R = std::max(120.0, 34 + legend + 12), T = 14, B = 48;
+  const double W = L + pw + R, H = 360, ph = H - T - B;
   std::map<std::string, std::vector<const series*>> groups;
   std::vector<std::string> order;
   double xlo = INFINITY, xhi = 0, ylo = INFINITY, yhi = 0;
