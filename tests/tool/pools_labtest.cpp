@@ -197,6 +197,14 @@ TEST(Fairness, CommunicationComparesThreadsAndProcessesThroughTheSameMechanism) 
   for (const auto& s : j["experiments"][0]["series"])
     EXPECT_TRUE(s.contains("mechanism")) << s["name"];
   EXPECT_NE(r.measured.find("through crew's ring: processes"), std::string::npos) << r.measured;
+  // The output says it too: one "How:" line names both ring rows and their one mechanism.
+  const auto how = mechanism_lines(r);
+  ASSERT_FALSE(how.empty());
+  EXPECT_EQ(how[0].rfind("threads: crew shared-memory ring and processes: crew shared-memory "
+                         "ring: ",
+                         0),
+            0u)
+      << how[0];
 }
 
 TEST(PoolMeasurements, ProcessPoolTaskRoundTrips) {

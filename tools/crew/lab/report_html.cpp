@@ -145,8 +145,9 @@ std::string bar_chart(const result& r) {
          << ", p90 " << esc(format_value(st.p90, s.unit)) << ")</title></rect>";
     body << "<line class=\"whisker\" x1=\"" << px(a) << "\" x2=\"" << px(b) << "\" y1=\""
          << px(y + row_h / 2) << "\" y2=\"" << px(y + row_h / 2) << "\"/>";
-    body << "<text x=\"" << px(xm + 6) << "\" y=\"" << px(y + 16) << "\" class=\"val\">"
-         << esc(format_value(st.median, s.unit)) << "</text>";
+    // After the bar and its whisker, so the whisker never strikes through the value.
+    body << "<text x=\"" << px(std::max(xm, b) + 6) << "\" y=\"" << px(y + 16)
+         << "\" class=\"val\">" << esc(format_value(st.median, s.unit)) << "</text>";
     ++points;
   }
   const double ay = top + row_h * static_cast<double>(r.data.size()) + 4;
@@ -278,7 +279,7 @@ const char* css = R"CSS(
 body{font:15px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;margin:2em auto;max-width:1000px;color:#222;padding:0 1em}
 h1{font-size:1.6em;margin-bottom:.2em}h2{margin-top:2em;border-bottom:1px solid #ddd;padding-bottom:.2em}
 table{border-collapse:collapse;margin:.6em 0;font-size:13px}th,td{border:1px solid #ddd;padding:3px 8px;text-align:left;vertical-align:top}
-th{background:#f4f4f4}.v{font-weight:600;padding:1px 8px;border-radius:9px;white-space:nowrap}
+th{background:#f4f4f4}td:not(:first-child):not(:last-child){white-space:nowrap}.v{font-weight:600;padding:1px 8px;border-radius:9px;white-space:nowrap}
 .confirmed{background:#d8f3dc;color:#1b5e20}.refuted{background:#fde2e1;color:#b71c1c}.mixed{background:#fff3cd;color:#7a5b00}
 .not-measured{background:#eee;color:#555}.claim{font-size:1.05em}.method{color:#555;font-size:13px}
 svg.chart{display:block;margin:.8em 0;max-width:100%;height:auto}svg .lbl{font-size:12px;fill:#333}svg .val{font-size:11px;fill:#333}
@@ -326,6 +327,8 @@ std::string render_html(const machine_info& m, const config& cfg,
     o << (r.chart.kind == chart_kind::lines ? line_chart(r) : bar_chart(r));
     html_table(o, series_table(r));
     if (!r.derived.rows.empty()) html_table(o, r.derived);
+    for (const auto& how : mechanism_lines(r))
+      o << "<p class=\"method\"><b>How:</b> " << esc(how) << "</p>";
     for (const auto& n : r.notes) o << "<p class=\"method\">" << esc(n) << "</p>";
     o << "<p class=\"method\"><b>How it was measured:</b> " << esc(r.method) << " ("
       << num(r.seconds) << " s)</p></section>";
