@@ -248,6 +248,7 @@ TEST(Cli, AdviseJsonDashWritesTheAdviceToStandardOutput) {
   const auto j = nlohmann::json::parse(r.output, nullptr, false);
   ASSERT_FALSE(j.is_discarded()) << "stdout is not JSON alone: " << r.output.substr(0, 300);
   EXPECT_EQ(j["schema"], "crew-advise/1");
+  EXPECT_GT(j["calibration_seconds"].get<double>(), 0);  // no --bench: it calibrated
   EXPECT_FALSE(std::filesystem::exists("-"));
 }
 

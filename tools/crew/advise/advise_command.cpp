@@ -40,6 +40,7 @@ int run_advise(const advise_options& opts, std::ostream& std_out, std::ostream& 
     return 1;
   }
   machine_costs costs;
+  double calibration_seconds = 0;  // 0: costs from --bench
   try {
     if (!opts.bench_json.empty()) {
       std::ifstream in(opts.bench_json);
@@ -78,7 +79,10 @@ int run_advise(const advise_options& opts, std::ostream& std_out, std::ostream& 
     if (opts.bench_json.empty()) {
       err << "crew advise: calibrating this machine (use --bench FILE from `crew bench --json` to "
              "skip)\n";
+      const auto t0 = clock::now();
       costs = calibrate_costs();
+      calibration_seconds = seconds_since(t0);
+      err << "crew advise: calibrated in " << format_value(calibration_seconds, "s") << "\n";
     }
     const recommendation rec = recommend(profile, costs);
 
@@ -156,6 +160,8 @@ int run_advise(const advise_options& opts, std::ostream& std_out, std::ostream& 
           {"machine_costs", to_json(costs)},
           {"recommendation", to_json(rec)},
           {"copies_at_once", copies},
+          {"calibration_seconds",
+           calibration_seconds > 0 ? nlohmann::json(calibration_seconds) : nlohmann::json(nullptr)},
           {"inputs",
            {{"files", inputs.files},
             {"file_bytes", inputs.file_bytes},

@@ -1,6 +1,7 @@
 // advise/advise_command.hpp — `crew advise -- ./job args`: profile the command, get this
 // machine's costs, print the recommendation with the numbers behind it. Blocks for the runs
-// (within --budget) and a calibration of about a second without --bench. Not thread-safe.
+// (within --budget) and, without --bench, a calibration whose duration it prints. Not
+// thread-safe.
 #pragma once
 
 #include <cstddef>
