@@ -4,6 +4,7 @@
 #include "crew/advise.hpp"
 #include "crew/algorithm.hpp"
 #include "crew/auto_pool.hpp"
+#include "crew/child_process.hpp"
 #include "crew/codec.hpp"
 #include "crew/error.hpp"
 #include "crew/executor.hpp"
