@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <spawn.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
@@ -22,9 +23,10 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <initializer_list>
 #include <map>
 #include <mutex>
-#include <optional>
+#include <span>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -121,10 +123,41 @@ struct exec_image {
     for (auto& a : arg_strings) argv.push_back(a.data());
     argv.push_back(nullptr);
   }
-  [[noreturn]] void exec(const char* what) {
-    execve("/proc/self/exe", argv.data(), envp.data());
-    std::perror(what);
-    _exit(127);
+
+  /// Starts the image with posix_spawn: glibc's clones the calling thread with CLONE_VM |
+  /// CLONE_VFORK, so, unlike fork, the cost does not grow with this process's memory, and the
+  /// child runs nothing of this process before exec. `keep` stay open across exec; `stderr_fd`
+  /// (if not -1) becomes the child's stderr; `own_group` makes it lead a process group.
+  pid_t spawn(const char* what, std::initializer_list<std::span<const int>> keep, int stderr_fd,
+              bool own_group) {
+    posix_spawn_file_actions_t actions;
+    posix_spawnattr_t attributes;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawnattr_init(&attributes);
+    // dup2 of a descriptor onto itself clears its close-on-exec flag (glibc 2.29 and later).
+    for (const std::span<const int> fds : keep) {
+      for (const int fd : fds) posix_spawn_file_actions_adddup2(&actions, fd, fd);
+    }
+    if (stderr_fd >= 0) posix_spawn_file_actions_adddup2(&actions, stderr_fd, STDERR_FILENO);
+    sigset_t none;
+    sigemptyset(&none);
+    posix_spawnattr_setsigmask(&attributes, &none);
+    short flags = POSIX_SPAWN_SETSIGMASK;
+    if (own_group) {
+      flags |= POSIX_SPAWN_SETPGROUP;
+      posix_spawnattr_setpgroup(&attributes, 0);
+    }
+    posix_spawnattr_setflags(&attributes, flags);
+    pid_t pid = -1;
+    const int error =
+        posix_spawn(&pid, "/proc/self/exe", &actions, &attributes, argv.data(), envp.data());
+    posix_spawn_file_actions_destroy(&actions);
+    posix_spawnattr_destroy(&attributes);
+    if (error != 0) {
+      errno = error;
+      throw_errno(what);
+    }
+    return pid;
   }
 };
 
@@ -343,12 +376,8 @@ void start_server_locked() {
   const pid_t parent = getpid();
   exec_image image{server_env, std::string{entry_name()} + ':' + std::to_string(theirs.get()) +
                                    ',' + std::to_string(parent)};
-  const pid_t pid = fork();
-  if (pid < 0) throw_errno("fork");
-  if (pid == 0) {
-    fcntl(theirs.get(), F_SETFD, 0);
-    image.exec("crew forkserver: execve");
-  }
+  const int keep[] = {theirs.get()};
+  const pid_t pid = image.spawn("posix_spawn of the forkserver", {keep}, -1, false);
   theirs.reset();
   s.server_pid = pid;
   s.server_owner = parent;
@@ -561,15 +590,25 @@ launched_worker launch_worker(start_method method, std::byte* region, worker_con
     return out;
   }
 
-  std::optional<exec_image> image;
   if (method == start_method::spawn) {
-    image.emplace(worker_env, std::string{entry_name()} + ':' + encode_config(config));
-  } else {
-    if (const std::size_t hazard = fork_hazard_threads(); hazard > 0) warn_threaded_fork(hazard);
-    // What this process buffered for stdout must not be written a second time by the worker
-    // when it exits: flush it now, and drop in the child whatever another thread buffered since.
-    std::fflush(nullptr);
+    exec_image image{worker_env, std::string{entry_name()} + ':' + encode_config(config)};
+    const int region_fd[] = {config.region_fd};
+    const pid_t pid =
+        image.spawn("posix_spawn of a worker",
+                    {region_fd, std::span<const int>{config.socket_fds, config.threads}},
+                    err_write.get(), true);
+    // The worker arms its death signal and checks its parent when it starts (enter_child).
+    launched_worker out;
+    out.pid = pid;
+    out.pidfd.reset(open_pidfd(pid));
+    out.stderr_read = std::move(err_read);
+    return out;
   }
+
+  if (const std::size_t hazard = fork_hazard_threads(); hazard > 0) warn_threaded_fork(hazard);
+  // What this process buffered for stdout must not be written a second time by the worker
+  // when it exits: flush it now, and drop in the child whatever another thread buffered since.
+  std::fflush(nullptr);
 
   const pid_t parent = getpid();
   const pid_t pid = fork();
@@ -578,16 +617,10 @@ launched_worker launch_worker(start_method method, std::byte* region, worker_con
     bind_to_parent(parent);
     setpgid(0, 0);  // each worker leads its own process group: kills reach what it starts
     dup2(err_write.get(), STDERR_FILENO);
-    if (image) {
-      // Keep exactly the descriptors the worker needs across exec.
-      fcntl(config.region_fd, F_SETFD, 0);
-      for (std::size_t t = 0; t < config.threads; ++t) fcntl(config.socket_fds[t], F_SETFD, 0);
-      image->exec("crew worker: execve");
-    }
     __fpurge(stdout);
     run_worker(region, config);
   }
-  // As the child does, whichever runs first (EACCES once a spawned child has exec'd: it did).
+  // As the child does, whichever runs first.
   setpgid(pid, pid);
   launched_worker out;
   out.pid = pid;
