@@ -204,6 +204,22 @@ TEST(Forkserver, PoolsMadeConcurrentlyShareOneServer) {
   for (const int s : servers) EXPECT_EQ(s, servers[0]);
 }
 
+// A malformed request in the environment ends the exec'd copy with a message; main() never runs.
+TEST(ExecdChild, MalformedRequestIsReportedNotRun) {
+  for (const char* variable : {"CREW_WORKER", "CREW_FORKSERVER"}) {
+    const auto status = crew::test::run_in_child([variable] {
+      setenv(variable, "load:not a request", 1);
+      execl("/proc/self/exe", "start_without_init_test", "--gtest_list_tests",
+            static_cast<char*>(nullptr));
+      std::_Exit(99);
+    });
+    EXPECT_TRUE(status.exited && status.exit_code == 2) << variable << ": " << status.output;
+    EXPECT_NE(status.output.find(std::string{"crew: malformed "} + variable), std::string::npos)
+        << status.output;
+    EXPECT_EQ(status.output.find("WithoutInit"), std::string::npos) << "main() ran";
+  }
+}
+
 // --- the warning about forking a threaded process -------------------------------------------
 
 constexpr const char* warning = "crew: warning: process_pool forks a worker while";
