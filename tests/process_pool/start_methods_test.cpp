@@ -1,6 +1,7 @@
 // The three ways to start workers — fork, spawn (fork + exec) and forkserver — give the same
 // results and the same fault handling. This binary has its own main() that calls crew::init(),
-// as spawn and forkserver require.
+// so exec'd workers and the forkserver enter there, after main() ran up to it
+// (start_without_init_test covers programs that do not call it).
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/wait.h>
