@@ -119,8 +119,8 @@ TEST(ForkWarning, WarnsOnceWhenThreadsRun) {
       while (!stop) std::this_thread::sleep_for(1ms);
     }};
     {
-      crew::process_pool a{{.workers = 1}};
-      crew::process_pool b{{.workers = 1}};
+      crew::process_pool a{{.workers = 1, .start = start_method::fork}};
+      crew::process_pool b{{.workers = 1, .start = start_method::fork}};
       (void)a.submit<&square>(2).get();
     }
     stop = true;
