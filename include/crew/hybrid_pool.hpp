@@ -25,7 +25,7 @@ struct hybrid_pool_options {
   /// Worker processes (at least 1). Default: enough that processes × threads = cores.
   std::size_t processes = std::max<std::size_t>(
       1, detail::hardware_workers() / std::min<std::size_t>(2, detail::hardware_workers()));
-  start_method start = start_method::fork;
+  start_method start = start_method::forkserver;
   /// As process_pool_options; a timeout stops the whole process of the overdue task (its other
   /// running tasks are retried elsewhere, not failed), a memory limit applies to each process
   /// and fails every task running in it, recycling counts tasks per thread.

@@ -40,11 +40,12 @@
 
 namespace crew {
 
-/// How worker processes are started.
+/// How worker processes are started (docs/process_pool.md compares them, with figures).
 enum class start_method {
-  fork,        ///< fork the parent: fastest; workers share what the parent loaded, copy-on-write
-  spawn,       ///< fork + exec of this binary: a clean process; needs crew::init() in main
-  forkserver,  ///< forked by a clean helper started by crew::init(): fast and thread-safe
+  fork,        ///< fork this process: workers share what it loaded, copy-on-write; risky once
+               ///< other threads run (crew warns at each such fork); slower the larger it is
+  spawn,       ///< exec this binary for each worker: a clean process, before main()
+  forkserver,  ///< (default) fork workers from a clean copy of this binary, exec'd on first use
 };
 
 namespace detail {
@@ -57,7 +58,7 @@ inline std::size_t hardware_workers() noexcept {
 struct process_pool_options {
   /// Worker processes; at least 1 (std::invalid_argument otherwise).
   std::size_t workers = detail::hardware_workers();
-  start_method start = start_method::fork;
+  start_method start = start_method::forkserver;
   /// A task running longer is stopped (SIGTERM, then SIGKILL after kill_grace): timed_out.
   /// Zero: no limit.
   std::chrono::milliseconds task_timeout{0};
