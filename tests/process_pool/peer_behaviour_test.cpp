@@ -1071,10 +1071,8 @@ TEST_P(Peer, ErrorAtTaskPickle) {
 }
 
 // test_error_at_task_pickle, with an exception that is not crew's codec error
-// DISABLED: found that submit() lets the exception escape (the caller gets the std::runtime_error
-// thrown by serialize, no future), while a crew::serialization_error from the same place becomes
-// a future holding `serialization`. Either way is defensible; the two disagree.
-TEST_P(Peer, DISABLED_ErrorAtTaskPickleOtherException) {
+// Whatever an argument's serialize() throws in the caller becomes `serialization` on the future.
+TEST_P(Peer, ErrorAtTaskPickleOtherException) {
   auto pool = make();
   check_fault<std::size_t>(
       pool, hybrid(),
@@ -1111,10 +1109,8 @@ TEST_P(Peer, ErrorAtTaskUnpickle) {
 
 // test_error_at_task_unpickle, with an exception that is not crew's codec error: the task's code
 // never ran, so this is still an argument that cannot be decoded
-// DISABLED: found that the future holds `exception` (remote_type std::runtime_error), as if the
-// task had run and thrown; docs/process_pool.md says an argument that cannot be decoded is
-// `serialization`. The worker wraps decoding, the call and encoding in one try block.
-TEST_P(Peer, DISABLED_ErrorAtTaskUnpickleOtherException) {
+// An argument that fails to decode in the worker is `serialization`: the task never ran.
+TEST_P(Peer, ErrorAtTaskUnpickleOtherException) {
   auto pool = make();
   check_fault<std::size_t>(
       pool, hybrid(),
@@ -1202,9 +1198,8 @@ TEST_P(Peer, ErrorDuringResultPickleOnWorker) {
 }
 
 // test_error_during_result_pickle_on_worker, with an exception that is not crew's codec error
-// DISABLED: found that the future holds `exception`, not `serialization` (same cause as
-// ErrorAtTaskUnpickleOtherException: the worker cannot tell encoding from the call).
-TEST_P(Peer, DISABLED_ErrorDuringResultPickleOnWorkerOtherException) {
+// A result that fails to encode in the worker is `serialization`, not the task's exception.
+TEST_P(Peer, ErrorDuringResultPickleOnWorkerOtherException) {
   auto pool = make();
   check_fault<fragile>(
       pool, hybrid(),
@@ -1478,12 +1473,8 @@ TEST_P(Peer, FuturesOutliveThePool) {
 
 // wait_idle and stats after a mix of outcomes (the counters CPython reads from _processes and
 // the futures' states)
-// DISABLED: found that wait_idle() returns while a task whose worker crashed is not yet failed
-// (future not ready, stats().failed not counted) in 10-65% of runs, every flavour. The scheduler
-// takes the task off in_flight under its lock and fails it after unlocking (fail_locked ->
-// complete()), and idle_locked() does not count those pending failures, as it counts results
-// with completing_.
-TEST_P(Peer, DISABLED_WaitIdleAndStatsAfterMixedOutcomes) {
+// After wait_idle(), every future is ready, failures from dead workers included.
+TEST_P(Peer, WaitIdleAndStatsAfterMixedOutcomes) {
   auto pool = make({.workers = 2});
   std::vector<crew::future<int>> futures;
   for (int i = 0; i < 20; ++i) futures.push_back(pool->submit<&power>(i, 1));

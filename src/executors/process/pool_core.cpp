@@ -110,14 +110,6 @@ process_pool_core::process_pool_core(process_pool_options options, std::size_t t
                  [this](std::size_t lane, remote::stop_reason reason, std::uint64_t seq) {
                    request_stop(lane, reason, seq);
                  }) {
-  if ((options_.start == start_method::spawn || options_.start == start_method::forkserver) &&
-      !process::initialized()) {
-    throw std::logic_error(
-        "crew::process_pool: start_method::spawn and forkserver need crew::init(argc, argv) at "
-        "the top of main()");
-  }
-  if (options_.start == start_method::fork) process::warn_if_threaded_fork();
-
   region_ = ipc::shared_region::create("crew-pool", layout_.total_bytes());
   collector_bell_ = &ipc::make_doorbell(region_.bytes(), process::region_layout::doorbell_offset);
   const std::size_t max_message = layout_.channel_bytes - 8;  // spsc_ring::max_message_size
@@ -145,8 +137,10 @@ process_pool_core::process_pool_core(process_pool_options options, std::size_t t
 }
 
 void process_pool_core::start() {
-  supervisor_ = std::thread{[this] { supervisor_main(); }};
-  collector_ = std::thread{[this] { collector_main(); }};
+  // Service threads: they run no user code that could hold a lock a forked worker needs, so
+  // they do not count as threads that make a fork unsafe.
+  supervisor_ = process::start_service_thread([this] { supervisor_main(); });
+  collector_ = process::start_service_thread([this] { collector_main(); });
   std::unique_lock lock{start_mu_};
   start_cv_.wait(lock, [this] { return start_round_done_; });
   if (start_error_) {

@@ -240,6 +240,8 @@ void scheduler::finish(record_ptr record, std::optional<task_error> error) noexc
 }
 
 void scheduler::fail_locked(record_ptr record, task_error error, completions& done) {
+  // Until complete() has failed it, the task counts as completing: wait_idle() waits for it.
+  completing_.fetch_add(1, std::memory_order_relaxed);
   done.emplace_back(std::move(record), std::move(error));
 }
 
@@ -257,9 +259,11 @@ void scheduler::complete(completions& done) noexcept {
     }
     record.reset();
   }
+  const std::size_t ended = done.size();
   done.clear();
   {
     std::lock_guard lock{mu_};
+    completing_.fetch_sub(ended, std::memory_order_seq_cst);
     stats_.failed += failed;
     stats_.cancelled += cancelled;
     stops.swap(stops_);
