@@ -35,6 +35,8 @@
 #include <typeinfo>
 #include <vector>
 
+#include "crew/error.hpp"
+
 namespace crew {
 
 /// Levels of a std::nested_exception chain that cross a process boundary; deeper levels are
@@ -63,6 +65,16 @@ class exception_registration_error : public std::logic_error {
 [[nodiscard]] std::exception_ptr decode_exception(std::span<const std::byte> bytes);
 
 namespace detail {
+/// For executors and streams — the caller's side of a task that failed in another process: the
+/// task_error for a task whose worker sent `bytes` (from encode_exception): kind exception,
+/// what() and remote_type() from the outermost level, the other fields from `base` (pid, task
+/// name, ...). original() holds the rebuilt exception when the outermost level's type is known
+/// or it has nested levels, so that future::get() rethrows it as on a thread pool; null
+/// otherwise (get() throws the task_error). Throws crew::serialization_error for malformed
+/// bytes. Call it outside a catch block: a rebuilt std::nested_exception captures the exception
+/// being handled.
+task_error remote_exception_error(std::span<const std::byte> bytes, task_error::details base);
+
 /// Builds the exception of a registered type from its message; with `nested`, as
 /// std::throw_with_nested would (called while the inner exception is being handled).
 using exception_builder = std::function<std::exception_ptr(const std::string& what, bool nested)>;

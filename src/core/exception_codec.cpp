@@ -11,7 +11,7 @@
 // Checks on untrusted input: the format byte, the flag bits, 1 <= count <= max_exception_chain,
 // every string length against the bytes left (codec), bools and categories in range, no trailing
 // bytes. Building the exceptions allocates no more than the strings' lengths.
-#include "core/exception_codec.hpp"
+#include "crew/exception.hpp"
 
 #include <cxxabi.h>
 

@@ -20,7 +20,6 @@
 #include <variant>
 #include <vector>
 
-#include "core/exception_codec.hpp"
 #include "crew/codec.hpp"
 #include "crew/exception.hpp"
 #include "crew/future.hpp"
