@@ -1,6 +1,7 @@
 // crew/detail/completion_queue.hpp — a fixed set of slots, each watching one future's state, and
-// a queue of the slots whose state became ready, in the order they did. Used by imap_unordered,
-// when_any and wait.
+// a queue of the slots whose state became ready, in the order they did. Used by imap_unordered
+// (watch(): it owns the futures) and, as a detail::watcher, by wait and as_completed (futures
+// the caller keeps).
 //
 // Lifetime: a watched state's continuation holds a shared_ptr to the queue, so a state that
 // becomes ready after the queue's owner is gone still has somewhere to report (the queue goes
@@ -19,10 +20,12 @@
 
 #include "crew/detail/notifier.hpp"
 #include "crew/detail/shared_state.hpp"
+#include "crew/detail/watch.hpp"
 
 namespace crew::detail {
 
-class completion_queue : public std::enable_shared_from_this<completion_queue> {
+class completion_queue final : public watcher,
+                               public std::enable_shared_from_this<completion_queue> {
  public:
   /// Use make(): the queue must be owned by a shared_ptr before watch().
   explicit completion_queue(std::size_t slots) : nodes_(slots), ring_(slots) {}
@@ -40,6 +43,9 @@ class completion_queue : public std::enable_shared_from_this<completion_queue> {
     nodes_[slot].slot = slot;
     state.set_continuation(&nodes_[slot]);
   }
+
+  /// As a watcher (crew/detail/watch.hpp): the slot is the tag. Same precondition as watch().
+  void on_ready(std::size_t slot) noexcept override { push(slot); }
 
   /// A ready slot, if there is one; never blocks.
   std::optional<std::size_t> try_pop() {
