@@ -133,14 +133,19 @@ TEST(AsCompleted, OverTheCallersVectorInCompletionOrder) {
   manual m{3};
   m.states[2]->set_value(2);
   std::vector<int> order;
-  std::thread t([&] {
-    m.states[0]->set_value(0);
-    m.states[1]->set_value(1);
-  });
-  for (future<int>& f : crew::as_completed(m.futures)) order.push_back(f.get());
+  std::thread t;
+  for (future<int>& f : crew::as_completed(m.futures)) {
+    order.push_back(f.get());
+    if (!t.joinable()) {  // only 2 was ready when the range started; now complete 1, then 0
+      t = std::thread([&] {
+        m.states[1]->set_value(1);
+        m.states[0]->set_value(0);
+      });
+    }
+  }
   t.join();
-  ASSERT_EQ(order.size(), 3U);
-  EXPECT_EQ(order[0], 2);
+  EXPECT_EQ(order, (std::vector<int>{2, 1, 0}));
+  EXPECT_FALSE(m.futures[2].valid()) << "the caller's future was consumed by get()";
 }
 
 TEST(AsCompleted, TimeoutEndsIterationAndLeavesTheRest) {
