@@ -39,6 +39,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <deque>
 #include <exception>
 #include <functional>
@@ -90,35 +91,40 @@ namespace detail {
 template <class R>
 using stream_value_t = std::conditional_t<std::is_void_v<R>, std::monostate, R>;
 
-/// A task's per-item results: the value, or the item's exception — the exception_ptr itself when
-/// the task ran in this process, its encoding (crew/exception.hpp) when it ran in another.
+/// An item's exception: the exception_ptr itself when the task ran in this process, its
+/// encoding (crew/exception.hpp) when it ran in another.
+template <bool Local>
+using stream_error_t = std::conditional_t<Local, std::exception_ptr, std::vector<std::byte>>;
+
+/// A task's per-item results: the values of the items that succeeded, in order (one block for
+/// arithmetic results: as cheap to ship as map's), and the failed ones by position, ascending.
 template <class R, bool Local>
-using stream_item_t =
-    std::variant<stream_value_t<R>,
-                 std::conditional_t<Local, std::exception_ptr, std::vector<std::byte>>>;
+using stream_chunk_result_t =
+    std::pair<std::vector<stream_value_t<R>>,
+              std::vector<std::pair<std::uint64_t, stream_error_t<Local>>>>;
 
 template <auto Fn, class In>
 using stream_result_t = std::decay_t<std::invoke_result_t<decltype(Fn), In&&>>;
 
 /// The task a stream submits: Fn over `grain` items, catching each item's exception.
 template <auto Fn, class In, bool Local>
-std::vector<stream_item_t<stream_result_t<Fn, In>, Local>> stream_chunk(std::vector<In> items) {
+stream_chunk_result_t<stream_result_t<Fn, In>, Local> stream_chunk(std::vector<In> items) {
   using result = stream_result_t<Fn, In>;
-  std::vector<stream_item_t<result, Local>> out;
-  out.reserve(items.size());
-  for (auto& item : items) {
+  stream_chunk_result_t<result, Local> out;
+  out.first.reserve(items.size());
+  for (std::size_t i = 0; i < items.size(); ++i) {
     try {
       if constexpr (std::is_void_v<result>) {
-        std::invoke(Fn, std::move(item));
-        out.emplace_back(std::in_place_index<0>);
+        std::invoke(Fn, std::move(items[i]));
+        out.first.emplace_back();
       } else {
-        out.emplace_back(std::in_place_index<0>, std::invoke(Fn, std::move(item)));
+        out.first.push_back(std::invoke(Fn, std::move(items[i])));
       }
     } catch (...) {
       if constexpr (Local) {
-        out.emplace_back(std::in_place_index<1>, std::current_exception());
+        out.second.emplace_back(i, std::current_exception());
       } else {
-        out.emplace_back(std::in_place_index<1>, encode_exception(std::current_exception()));
+        out.second.emplace_back(i, encode_exception(std::current_exception()));
       }
     }
   }
@@ -220,7 +226,7 @@ class stream_range {
   }
 
  private:
-  using chunk_result = std::vector<detail::stream_item_t<result_type, local>>;
+  using chunk_result = detail::stream_chunk_result_t<result_type, local>;
 
   struct batch {
     future<chunk_result> result;
@@ -310,58 +316,73 @@ class stream_range {
     }
   }
 
+  /// Makes `b` the batch being handed out: its per-item results, or one error for all its items.
+  /// Items are turned into outcomes one at a time, as they are handed out.
   void unpack(batch& b) {
-    current_.clear();
-    current_.reserve(b.count);
+    current_items_.first.clear();
+    current_items_.second.clear();
+    current_value_ = 0;
+    current_failure_ = 0;
+    current_error_.reset();
+    current_count_ = b.count;
     if (!b.result.ready()) {
       // Past the deadline: the task did not finish in time.
       input_done_ = true;
-      b.result.cancel();
-      const task_error late{error_kind::timed_out,
-                            "the stream's deadline passed before the item's task completed"};
-      for (std::size_t i = 0; i < b.count; ++i) current_.emplace_back(late);
+      (void)b.result.cancel();
+      current_error_.emplace(error_kind::timed_out,
+                             "the stream's deadline passed before the item's task completed");
     } else {
       outcome<chunk_result> whole = b.result.result();
       if (!whole) {
-        for (std::size_t i = 0; i < b.count; ++i) current_.emplace_back(whole.error());
+        current_error_.emplace(whole.error());
+      } else if (!well_formed(*whole, b.count)) {
+        current_error_.emplace(
+            error_kind::serialization,
+            "a stream task's results do not match its " + std::to_string(b.count) + " items");
       } else {
-        chunk_result& items = *whole;
-        if (items.size() != b.count) {
-          const task_error bad{error_kind::serialization,
-                               "a stream task returned " + std::to_string(items.size()) +
-                                   " results for " + std::to_string(b.count) + " items"};
-          for (std::size_t i = 0; i < b.count; ++i) current_.emplace_back(bad);
-        } else {
-          for (auto& item : items) current_.push_back(to_outcome(std::move(item)));
-        }
+        current_items_ = std::move(*whole);
       }
     }
     current_first_ = b.first;
     current_pos_ = 0;
   }
 
-  static value_type to_outcome(detail::stream_item_t<result_type, local>&& item) {
-    if (item.index() == 0) {
-      if constexpr (std::is_void_v<result_type>) {
-        return value_type{};
+  /// Values and failures account for every item once, failures at ascending positions.
+  static bool well_formed(const chunk_result& r, std::size_t count) {
+    if (r.first.size() + r.second.size() != count) return false;
+    for (std::size_t i = 0; i < r.second.size(); ++i) {
+      if (r.second[i].first >= count) return false;
+      if (i > 0 && r.second[i].first <= r.second[i - 1].first) return false;
+    }
+    return true;
+  }
+
+  /// The outcome of the item at current_pos_ of the batch being handed out.
+  value_type next_outcome() {
+    auto& [values, failures] = current_items_;
+    if (current_failure_ < failures.size() && failures[current_failure_].first == current_pos_) {
+      auto& error = failures[current_failure_++].second;
+      if constexpr (local) {
+        return value_type{task_error::from_exception(error)};
       } else {
-        return value_type{std::move(std::get<0>(item))};
+        try {
+          return value_type{detail::remote_exception_error(error, {})};
+        } catch (const serialization_error& e) {
+          return value_type{task_error{error_kind::serialization, e.what()}};
+        }
       }
     }
-    if constexpr (local) {
-      return value_type{task_error::from_exception(std::get<1>(item))};
+    if constexpr (std::is_void_v<result_type>) {
+      ++current_value_;
+      return value_type{};
     } else {
-      try {
-        return value_type{detail::remote_exception_error(std::get<1>(item), {})};
-      } catch (const serialization_error& e) {
-        return value_type{task_error{error_kind::serialization, e.what()}};
-      }
+      return value_type{std::move(values[current_value_++])};
     }
   }
 
   void advance() {
     item_.reset();
-    while (current_pos_ == current_.size()) {
+    while (current_pos_ == current_count_) {
       fill();
       std::optional<batch> b = take();
       if (!b) return;
@@ -369,7 +390,12 @@ class stream_range {
       unpack(*b);
     }
     current_index_ = current_first_ + current_pos_;
-    item_.emplace(std::move(current_[current_pos_++]));
+    if (current_error_) {
+      item_.emplace(*current_error_);
+    } else {
+      item_.emplace(next_outcome());
+    }
+    ++current_pos_;
   }
 
   E* ex_;
@@ -389,7 +415,11 @@ class stream_range {
   std::vector<std::optional<batch>> slots_;          // !Ordered: by completion-queue slot
   std::vector<std::size_t> free_;                    // !Ordered: free slots
 
-  std::vector<value_type> current_;  // the batch being handed out
+  chunk_result current_items_;               // the batch being handed out: its items' results,
+  std::optional<task_error> current_error_;  // or the error of all of them
+  std::size_t current_count_ = 0;
+  std::size_t current_value_ = 0;    // next of current_items_.first
+  std::size_t current_failure_ = 0;  // next of current_items_.second
   std::size_t current_first_ = 0;
   std::size_t current_pos_ = 0;
   std::size_t current_index_ = 0;

@@ -355,7 +355,12 @@ TEST(StreamProcessPool, MillionItemsWithFlatMemory) {
   RecordProperty("peak_rss_growth_mib", static_cast<int>(growth_mib));
   EXPECT_EQ(n, 1'000'000U);
   EXPECT_EQ(bytes, 100'000'000U);
+#if defined(__SANITIZE_ADDRESS__)
+  // AddressSanitizer keeps freed memory in its quarantine (256 MiB by default): RSS says nothing.
+  (void)growth_mib;
+#else
   EXPECT_LT(growth_mib, 64) << "peak RSS grew by " << growth_mib << " MiB";
+#endif
 }
 
 TEST(StreamProcessPool, PerItemExceptionsKeepTheirType) {
