@@ -14,6 +14,7 @@
 #include <system_error>
 
 #include "core/exception_name.hpp"
+#include "crew/exception.hpp"
 #include "crew/child_process.hpp"
 // Read-only use of the process supervisors' helper that quotes a stderr tail.
 #include "executors/process/proc.hpp"
@@ -61,15 +62,9 @@ void child_main(const std::function<void(byte_sink&)>& body, int result_fd) {
   } catch (const serialization_error& e) {
     status = status_serialization;
     payload = codec::encode(std::string{e.what()});
-  } catch (const std::exception& e) {
-    status = status_exception;
-    payload =
-        codec::encode(std::pair<std::string, std::string>{current_exception_type_name(), e.what()});
   } catch (...) {
     status = status_exception;
-    payload = codec::encode(std::pair<std::string, std::string>{
-        current_exception_type_name(),
-        "the callable threw an exception that does not derive from std::exception"});
+    payload = encode_exception(std::current_exception());
   }
   const bool ok = write_all(result_fd, &status, sizeof status) &&
                   write_all(result_fd, payload.data(), payload.size());
@@ -135,9 +130,10 @@ std::vector<std::byte> run_in_child(const std::function<void(byte_sink&)>& body,
   try {
     if (status == status_value) return received;
     if (status == status_exception) {
-      auto [type, message] = codec::decode<std::pair<std::string, std::string>>(received);
-      details.remote_type = std::move(type);
-      throw task_error{error_kind::exception, message, std::move(details)};
+      // The callable's own exception, rebuilt where its type is known (as a pool's get()).
+      task_error error = remote_exception_error(received, std::move(details));
+      if (error.original()) std::rethrow_exception(error.original());
+      throw error;
     }
     if (status == status_serialization) {
       throw task_error{error_kind::serialization, codec::decode<std::string>(received),

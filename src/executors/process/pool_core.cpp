@@ -16,6 +16,7 @@
 #include <system_error>
 #include <utility>
 
+#include "crew/exception.hpp"
 #include "executors/process/launch.hpp"
 #include "executors/process/payload.hpp"
 
@@ -299,10 +300,9 @@ bool process_pool_core::drain_lane_held(lane_slot& lane) noexcept {
         break;
       case process::result_status::exception:
         try {
-          std::pair<std::string, std::string> what;
-          codec::decode_into(result->body, what);
-          details.remote_type = std::move(what.first);
-          failure.emplace(error_kind::exception, what.second, details);
+          // The task's own exception, rebuilt with its type where crew knows the type: get()
+          // rethrows it as a thread pool's get() would.
+          failure.emplace(remote_exception_error(result->body, details));
         } catch (const std::exception& e) {
           failure.emplace(
               error_kind::exception,

@@ -20,6 +20,7 @@
 #include "core/exception_name.hpp"
 #include "crew/codec.hpp"
 #include "crew/detail/registry.hpp"
+#include "crew/exception.hpp"
 #include "executors/process/payload.hpp"
 #include "executors/process/protocol.hpp"
 #include "ipc/fd_passing.hpp"
@@ -279,14 +280,9 @@ void serve_slot(std::byte* region, const worker_config& config, std::size_t thre
             out.finish();
           } catch (const serialization_error& e) {
             out.fail(result_status::bad_request, codec::encode(std::string{e.what()}));
-          } catch (const std::exception& e) {
-            out.fail(result_status::exception, codec::encode(std::pair<std::string, std::string>{
-                                                   current_exception_type_name(), e.what()}));
           } catch (...) {
-            out.fail(result_status::exception,
-                     codec::encode(std::pair<std::string, std::string>{
-                         current_exception_type_name(),
-                         "task threw an exception that does not derive from std::exception"}));
+            // Type, message, system_error code, nested chain: the caller rebuilds what it can.
+            out.fail(result_status::exception, encode_exception(std::current_exception()));
           }
         }
         control->running_seq.store(0, std::memory_order_release);
