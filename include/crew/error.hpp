@@ -21,10 +21,11 @@ enum class error_kind {
   crashed,        ///< the worker running the task died (signal() or exit_code() say how)
   timed_out,      ///< the task ran past its deadline and its worker was stopped
   out_of_memory,  ///< the worker passed its memory limit (peak_memory() says how far)
-  cancelled,      ///< cancel() was called before the task produced a result
+  cancelled,      ///< cancel() before the task produced a result, or shutdown(cancel_pending)
   worker_lost,    ///< the worker broke its protocol (corrupt or truncated message) and was replaced
   serialization,  ///< an argument or result could not be encoded or decoded
-  pool_closed,    ///< the task was submitted after shutdown(), or cancelled by shutdown
+  pool_closed,    ///< the task was submitted after shutdown() began (a task it had accepted and
+                  ///< shutdown(cancel_pending) dropped is `cancelled`)
 };
 
 /// A short lower-case name for `kind`, e.g. "timed_out".

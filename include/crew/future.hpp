@@ -6,9 +6,13 @@
 // keeps its result alive itself.
 //
 // Thread-safety: one future must not be used by several threads at once (like std::future);
-// different futures are independent. wait*/get/result block until the task completes; on a
-// crew pool worker thread they run other tasks of that pool while they wait, so a task may
-// wait for tasks it submitted without deadlocking the pool.
+// different futures are independent. wait*/get/result block until the task completes (wait_for
+// and wait_until at most until their deadline). On a crew::thread_pool worker they run work of
+// that pool while they wait — the awaited task if nobody started it, and tasks the waiting task
+// submitted (directly or not), never an unrelated one — so a task may wait for tasks it submitted
+// without deadlocking the pool, and may hold a lock across such a wait. On the thread outside
+// the pool that submitted a task, get/wait/result run the task there if it has not started.
+// crew/thread_pool.hpp, "Waiting", states the policy in full.
 #pragma once
 
 #include <chrono>
@@ -45,6 +49,9 @@ class [[nodiscard]] future {
   /// Blocks until the result is available.
   void wait() const { checked().wait(); }
 
+  /// Blocks until the result is available or `timeout` has passed. On a pool worker it runs
+  /// work meanwhile, as wait() does, and may then return after the deadline by as long as the
+  /// task it started last runs.
   template <class Rep, class Period>
   std::future_status wait_for(const std::chrono::duration<Rep, Period>& timeout) const {
     return wait_until(std::chrono::steady_clock::now() + timeout);
@@ -73,10 +80,12 @@ class [[nodiscard]] future {
     return state->take_outcome();
   }
 
-  /// Asks for the task to be cancelled. Returns true when the task is certain to end as
-  /// `cancelled` (it had not started, or its executor stopped it); false when it already
-  /// completed or keeps running (a thread-pool task sees the request on its std::stop_token).
-  /// Thread-safe with respect to the executor; never blocks.
+  /// Asks for the task to be cancelled. Returns true only when the task's code will not run (it
+  /// had not started) or its executor stopped it; the future then holds error_kind::cancelled.
+  /// Returns false when the task already completed or keeps running (a thread-pool task sees the
+  /// request on its std::stop_token); the future then holds the task's own result. Racing with
+  /// completion, exactly one of the two happens. Thread-safe with respect to the executor; never
+  /// blocks.
   bool cancel() { return checked().cancel(); }
 
   /// For executors and algorithms: the shared state.

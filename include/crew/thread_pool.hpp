@@ -5,25 +5,38 @@
 // injection queue. Idle workers search briefly, then park on a futex; a submission wakes a parked
 // worker only when no worker is already searching, so a busy pool makes no system calls.
 //
-// Waiting: a thread outside the pool that waits on a task's future with get()/wait()/result()
-// (not wait_for/wait_until) while the task has not started yet runs that task itself, right
-// there, like TBB's task_group::wait(): a submit-then-get round trip costs no thread hand-off.
-// Only the awaited task runs on the waiting thread, never another one; a task must therefore not
-// assume it runs on a worker (thread-locals, thread id). A pool worker that waits
-// runs other tasks of its pool meanwhile (first the newest task of its own deque, usually the one
-// it waits for), so recursive fork-join (submit + get per call) never deadlocks, even with 1
-// worker.
+// Waiting: a thread that waits on a task's future runs work meanwhile, but only work it may run
+// safely. The policy (like oneTBB's task isolation, applied to every wait):
+//   * A thread outside the pool that waits with get()/wait()/result() on a task that has not
+//     started runs that task itself, right there, like TBB's task_group::wait(): a submit-then-
+//     get round trip costs no thread hand-off. Only the awaited task, never another one; and
+//     only on the thread that submitted to this pool last (it alone is known to keep the pool
+//     alive). Timed waits (wait_for/wait_until) outside the pool never run the task.
+//   * A pool worker whose task T waits (get, wait, result, wait_for, wait_until, as_completed,
+//     when_all(...).get()) runs (1) the awaited task, if nobody started it, and (2) tasks that T
+//     submitted, directly or through tasks it submitted — never an unrelated task. So a task may
+//     hold a lock across a wait on its own subtasks without its thread being made to run another
+//     task that takes the same lock, and recursive fork-join (submit + get per call) never
+//     deadlocks, even with 1 worker. A timed wait helps the same way until its deadline; it may
+//     return later than the deadline by as long as the task it started last runs.
+// A task must therefore not assume it runs on a worker (thread-locals, thread id). A task that
+// waits on a future of one of its own ancestors can deadlock, as in any pool that runs work
+// while waiting.
 //
 // Thread-safety: every member function may be called from any thread at the same time, unless
-// its comment says otherwise. What blocks: wait_idle(), shutdown() and the destructor; nothing
-// else does (submission takes a short internal lock when called from outside the pool).
+// its comment says otherwise; shutdown(), wait_idle() and the destructor too, from any number of
+// threads at once. What blocks: wait_idle(), shutdown() and the destructor; nothing else does
+// (submission takes a short internal lock when called from outside the pool).
 //
-// Lifetime: the destructor drains (runs every queued task, then joins the workers). Futures may
+// Lifetime: the destructor drains (runs every queued task, then joins the workers); calls to
+// shutdown() or wait_idle() already in progress on other threads return normally. Futures may
 // outlive the pool: they own their result. A submission after shutdown() returns a future that
 // holds error_kind::pool_closed; it never crashes or blocks.
 //
 // Errors: a task's exception never kills a worker; future::get() rethrows the task's own
 // exception (whatever its type), future::result() gives task_error with error_kind::exception.
+// shutdown(cancel_pending) ends tasks that never started with error_kind::cancelled, as every
+// crew executor does.
 #pragma once
 
 #include <algorithm>
@@ -59,14 +72,16 @@ struct thread_pool_options {
 /// instantaneous and approximate under concurrent activity.
 struct thread_pool_stats {
   std::size_t workers = 0;
-  std::size_t queued = 0;   ///< submitted, not yet started
-  std::size_t running = 0;  ///< executing now (a waiting task and the tasks it helps both count)
+  std::size_t queued = 0;  ///< submitted, not yet started
+  /// Executing now: on workers (a waiting task and the tasks it helps both count) and on threads
+  /// outside the pool that run a task they wait for.
+  std::size_t running = 0;
   std::uint64_t completed = 0;  ///< ran on a worker and returned
   std::uint64_t failed = 0;     ///< ran on a worker and threw
-  std::uint64_t cancelled = 0;  ///< never ran: cancelled while queued, or dropped by shutdown
+  std::uint64_t cancelled = 0;  ///< never ran: cancelled while queued, or by shutdown
   std::uint64_t stolen = 0;     ///< taken by a worker from another worker's deque
-  /// Ran on the thread that waited for it (see "Waiting" above), whatever its outcome; counted
-  /// once a worker has dequeued the node the task left behind.
+  /// Ran on a thread outside the pool that waited for it (see "Waiting" above), whatever its
+  /// outcome; not counted in completed or failed.
   std::uint64_t inlined = 0;
 };
 
@@ -86,7 +101,9 @@ class thread_pool {
   thread_pool(const thread_pool&) = delete;
   thread_pool& operator=(const thread_pool&) = delete;
 
-  /// Drains: runs every queued task, then joins the workers (shutdown(drain)). Blocks.
+  /// Drains: runs every queued task, then joins the workers (shutdown(drain)). Blocks. Safe while
+  /// other threads are inside shutdown() or wait_idle() (they return normally); a call that
+  /// starts after the destructor did is a use after destruction, as for any object.
   /// Must not run on one of this pool's own workers (it would join itself): it then terminates.
   ~thread_pool();
 
@@ -102,8 +119,9 @@ class thread_pool {
   }
 
   /// Thread-safe, never blocks. Runs f(args...) — or f(stop_token, args...) when f accepts a
-  /// std::stop_token first; future::cancel() on a running task then requests a stop, and the
-  /// task may still finish normally. After shutdown the future holds error_kind::pool_closed.
+  /// std::stop_token first; future::cancel() on a running task then requests a stop (and returns
+  /// false: the task may still finish normally). f may be any callable, member function pointers
+  /// included (std::invoke). After shutdown the future holds error_kind::pool_closed.
   template <class F, class... A>
   requires std::is_invocable_v < std::decay_t<F>
   &, std::decay_t<A>... > || detail::takes_stop_token_v<std::decay_t<F>, std::decay_t<A>...>
@@ -157,16 +175,20 @@ class thread_pool {
     return submit_nodes(nodes);
   }
 
-  /// Thread-safe; blocks until no task is queued or running (a snapshot: tasks submitted
-  /// concurrently may start right after it returns). Throws std::logic_error when called from
-  /// one of this pool's own workers, where it could never return.
+  /// Thread-safe, from any number of threads at once; blocks until no task is queued or running,
+  /// on a worker or on a thread outside the pool that runs a task it waits for (a snapshot:
+  /// tasks submitted concurrently may start right after it returns). Returns at once on a pool
+  /// that is shut down. Throws std::logic_error when called from one of this pool's own workers,
+  /// where it could never return.
   void wait_idle();
 
-  /// Thread-safe; blocks. Stops accepting submissions from outside the pool (they get
-  /// pool_closed), then either runs everything queued (drain; tasks may still submit subtasks
-  /// while draining) or ends every queued task with pool_closed (cancel_pending; running tasks
-  /// finish), and joins the workers. Idempotent: later calls wait for the first to finish.
-  /// Throws std::logic_error when called from one of this pool's own workers.
+  /// Thread-safe, from any number of threads at once; blocks. Stops accepting submissions from
+  /// outside the pool (they get pool_closed), then either runs everything queued (drain; running
+  /// tasks may still submit subtasks) or ends every task that has not started with
+  /// error_kind::cancelled (cancel_pending; such a task never runs, running tasks finish, and
+  /// their new submissions get pool_closed), and joins the workers. Every call returns once the
+  /// workers are joined; a cancel_pending call made while a drain is in progress still cancels
+  /// what is queued. Throws std::logic_error when called from one of this pool's own workers.
   void shutdown(shutdown_mode mode = shutdown_mode::drain);
 
   /// Thread-safe, never blocks: whether shutdown() has begun.

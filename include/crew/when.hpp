@@ -93,7 +93,7 @@ class completion_set : public std::enable_shared_from_this<completion_set<T>> {
     wait_helper* helper = current_wait_helper();
     for (;;) {
       if (pop(index)) return index;
-      if (helper != nullptr && helper->try_run_one()) continue;
+      if (helper != nullptr && helper->try_run_one(next_unstarted())) continue;
       const std::uint32_t key = notifier_.prepare_wait();
       if (pop(index)) {
         notifier_.cancel_wait();
@@ -104,7 +104,19 @@ class completion_set : public std::enable_shared_from_this<completion_set<T>> {
     }
   }
 
+  // The first future whose task has not started, for a pool worker that waits here to run it
+  // (wait_helper::try_run_one). A task seen started runs somewhere already, so each future is
+  // passed over once: the whole scan costs O(n) however many times this is called.
+  state_base* next_unstarted() noexcept {
+    for (; scan_ < futures_.size(); ++scan_) {
+      state_base* state = futures_[scan_].state();
+      if (state != nullptr && state->status() == state_base::pending) return state;
+    }
+    return nullptr;
+  }
+
   std::vector<future<T>> futures_;
+  std::size_t scan_ = 0;
   std::vector<node> nodes_;
   std::mutex mutex_;
   std::vector<std::size_t> done_;
@@ -201,7 +213,28 @@ class all_state final : public shared_state<std::vector<future<T>>> {
     if (left_.fetch_sub(1, std::memory_order_acq_rel) == 1) this->set_value(std::move(futures_));
   }
 
+  // A pool worker waits on this state: it runs one of the tasks this state waits for that has
+  // not started, as it would run a task it waited for directly (see crew/thread_pool.hpp,
+  // "Waiting"). Reads the states saved at construction, never futures_, which the last arrive()
+  // moves out meanwhile; the states stay alive in futures_ or in the value. A task seen started
+  // runs somewhere already, so each is passed over once: O(n) over the whole wait.
+  bool run_on_worker() noexcept override {
+    for (; scan_ < inner_.size(); ++scan_) {
+      if (inner_[scan_]->run_here()) return true;
+    }
+    return false;
+  }
+
+  static std::vector<state_base*> states_of(const std::vector<future<T>>& futures) {
+    std::vector<state_base*> out;
+    out.reserve(futures.size());
+    for (const auto& f : futures) out.push_back(f.state());
+    return out;
+  }
+
   std::vector<future<T>> futures_;
+  std::vector<state_base*> inner_ = states_of(futures_);
+  std::size_t scan_ = 0;  // used by the one thread that waits on this state
   std::vector<node> nodes_;
   std::atomic<std::size_t> left_;
 };

@@ -124,36 +124,54 @@ void state_base::sleep_until_ready(const std::chrono::steady_clock::time_point* 
 
 void state_base::wait() const {
   if (is_ready()) return;
-  wait_helper* helper = current_wait_helper();
-  if (helper == nullptr) {
-    // Not started yet: run it here rather than sleep until a worker gets to it. (A pool worker
-    // does not: its helper pops the newest task of its own deque, usually this one, without
-    // leaving a dead entry behind.) The state is never const itself, only this view of it.
-    if (status() == pending && const_cast<state_base*>(this)->run_inline()) return;
-    if (drive_until(nullptr)) return;
-    if (spin_until_ready()) return;
-    sleep_until_ready(nullptr);
+  if (wait_helper* helper = current_wait_helper(); helper != nullptr) {
+    // Fork-join's usual case first, without the loop's set-up: the awaited child is the newest
+    // task of this worker's deque and running it is all the wait takes.
+    if (helper->try_run_one(const_cast<state_base*>(this)) && is_ready()) return;
+    (void)help_until_ready(*helper, nullptr);
     return;
   }
-  // On a pool worker: run other tasks until ours is done; when there is nothing to run, sleep on
-  // the state for a short, growing while so that work submitted meanwhile is still picked up.
-  auto nap = std::chrono::microseconds{20};
-  while (!is_ready()) {
-    if (helper->try_run_one()) {
-      nap = std::chrono::microseconds{20};
-      continue;
-    }
-    const auto until = std::chrono::steady_clock::now() + nap;
-    sleep_until_ready(&until);
-    nap = std::min(nap * 2, std::chrono::microseconds{1000});
-  }
+  // Not started yet: run it here rather than sleep until a worker gets to it. The state is never
+  // const itself, only this view of it.
+  if (status() == pending && const_cast<state_base*>(this)->run_inline()) return;
+  // A remote pool's waiter collects results itself rather than wait for its collector.
+  if (drive_until(nullptr)) return;
+  if (spin_until_ready()) return;
+  sleep_until_ready(nullptr);
 }
 
 bool state_base::wait_until(std::chrono::steady_clock::time_point deadline) const {
   if (is_ready()) return true;
-  if (current_wait_helper() == nullptr && drive_until(&deadline)) return true;
+  if (wait_helper* helper = current_wait_helper(); helper != nullptr) {
+    return help_until_ready(*helper, &deadline);
+  }
+  // A thread outside any pool never runs the task itself here: a timed wait must not turn into
+  // running a task of unknown length.
+  if (drive_until(&deadline)) return true;
   sleep_until_ready(&deadline);
   return is_ready();
+}
+
+bool state_base::help_until_ready(wait_helper& helper,
+                                  const std::chrono::steady_clock::time_point* deadline) const {
+  // On a pool worker: run what the helper allows (this task first, if nobody started it) until
+  // ours is done; when there is nothing to run, sleep on the state for a short, growing while so
+  // that work submitted meanwhile is still picked up.
+  auto nap = std::chrono::microseconds{20};
+  auto* self = const_cast<state_base*>(this);  // never const itself, only this view of it
+  while (!is_ready()) {
+    // The clock is read only by timed waits: fork-join waits (fib) come through here per task.
+    if (deadline != nullptr && std::chrono::steady_clock::now() >= *deadline) return is_ready();
+    if (helper.try_run_one(self)) {
+      nap = std::chrono::microseconds{20};
+      continue;
+    }
+    auto until = std::chrono::steady_clock::now() + nap;
+    if (deadline != nullptr) until = std::min(until, *deadline);
+    sleep_until_ready(&until);
+    nap = std::min(nap * 2, std::chrono::microseconds{1000});
+  }
+  return true;
 }
 
 bool state_base::cancel() noexcept {

@@ -1,4 +1,5 @@
-// The thread pool's scheduler: workers, the injection queue, searching and parking.
+// The thread pool's scheduler: workers, the injection queue, searching and parking, and what a
+// waiting thread may run.
 //
 // Wake-up protocol (no lost wake-ups, no system call while somebody is already looking for work):
 //
@@ -17,6 +18,19 @@
 // take is not left behind while workers sleep. Parked workers sleep on their own futex word, set
 // by the waker after it took them off the idle list, so a wake-up is never given to a thread that
 // is not asleep and never lost.
+//
+// Waiting (the policy is stated in crew/thread_pool.hpp): a worker whose task T waits on a future
+// runs only (1) the awaited task itself, if nobody started it, and (2) tasks that T spawned,
+// directly or through tasks T spawned. (2) needs a task's ancestry without keeping finished
+// ancestors alive. Every task that runs on a worker gets a frame: one slot per nesting depth per
+// worker, holding the task's serial (worker index, depth and a per-worker count in 64 bits) and
+// its parent's serial; a task gets its frame when it first submits a child. A task submitted on a
+// worker records the serial of the task running there (its parent) in its node and in its deque
+// slot. To decide whether a queued task descends from T, a waiting worker follows parent serials
+// from the slot's tag through the frames: a frame whose serial no longer matches belongs to a task
+// that has ended, and the answer is "no" (never a wrong "yes"; at worst a descendant is left for
+// another worker). Frames are written by their worker only and read by any: see worker::enter() and
+// pool_core::descends_from() for the order.
 #include "crew/thread_pool.hpp"
 
 #include <linux/futex.h>
@@ -59,7 +73,12 @@ void bump(std::atomic<std::uint64_t>& counter) noexcept {
 }
 
 task_error closed_error() {
-  return task_error{error_kind::pool_closed, "crew::thread_pool is shut down"};
+  return task_error{error_kind::pool_closed, "crew::thread_pool is shut down: task not accepted"};
+}
+
+task_error cancelled_by_shutdown() {
+  return task_error{error_kind::cancelled,
+                    "cancelled by thread_pool::shutdown(cancel_pending) before it started"};
 }
 
 constexpr std::size_t max_workers = 4096;
@@ -68,13 +87,72 @@ constexpr std::size_t max_workers = 4096;
 // the other workers to take directly.
 constexpr std::size_t max_inject_batch = 64;
 
+// Lineage (see the file comment). A serial is count << 24 | depth << 12 | worker index; the count
+// starts at 1, so 0 means "no task". max_workers fits the index field.
+constexpr unsigned index_bits = 12;
+constexpr unsigned depth_bits = 12;
+constexpr std::uint64_t index_mask = (std::uint64_t{1} << index_bits) - 1;
+constexpr std::uint64_t depth_mask = (std::uint64_t{1} << depth_bits) - 1;
+static_assert(max_workers <= index_mask + 1);
+constexpr std::size_t frames_per_block = 64;
+// Tasks nested deeper than this on one worker run without a frame: they can still run what they
+// wait for, but waits inside them help with nothing else.
+constexpr std::size_t frame_blocks = (depth_mask + 1) / frames_per_block;
+// A walk up the ancestry gives up (answers "no") after this many steps.
+constexpr unsigned max_lineage_hops = 128;
+
 }  // namespace
 
 class pool_core;
 
+// One task's place in the lineage: written by its worker when the task starts, read by any worker
+// deciding whether a queued task descends from the task it waits in.
+struct frame {
+  std::atomic<std::uint64_t> serial{0};
+  std::atomic<std::uint64_t> parent{0};
+};
+
 struct worker final : wait_helper {
   worker(pool_core& owner, std::size_t position) : pool(&owner), index(position) {}
-  bool try_run_one() override;
+  worker(const worker&) = delete;
+  worker& operator=(const worker&) = delete;
+  ~worker() {
+    for (auto& block : frames) delete[] block.load(std::memory_order_relaxed);
+  }
+  bool try_run_one(state_base* awaited) override;
+
+  // Owner only: the serial of the innermost task running here, for a child it submits. A task
+  // gets its frame when it first submits one: most tasks of a fork-join tree are leaves and never
+  // pay for it, and a task without a frame has no descendants a waiter could look for.
+  std::uint64_t lineage() noexcept {
+    if (current == 0 && depth != 0) current = enter(depth - 1, current_parent);
+    return current;
+  }
+
+  // Owner only: gives the task running at nesting `level` a frame; returns its serial (0 when it
+  // gets none: too deep, or out of memory).
+  std::uint64_t enter(std::uint32_t level, std::uint64_t parent) noexcept {
+    if (level > depth_mask) return 0;
+    std::atomic<frame*>& slot = frames[level / frames_per_block];
+    frame* block = slot.load(std::memory_order_relaxed);
+    if (block == nullptr) {
+      block = new (std::nothrow) frame[frames_per_block];
+      if (block == nullptr) return 0;
+      slot.store(block, std::memory_order_release);  // pairs with the acquire in find_frame()
+    }
+    frame& f = block[level % frames_per_block];
+    // Unique per worker, so unique per frame: a stale serial never matches a reused frame.
+    const std::uint64_t serial =
+        (++serials << (index_bits + depth_bits)) | (std::uint64_t{level} << index_bits) | index;
+    // A reader that validated the old serial must never pair it with the new parent: clear the
+    // serial first. The release store of parent orders the clearing before it; a reader that sees
+    // the new parent (acquire) then rereads serial and cannot find the old value. Matches the
+    // loads in pool_core::descends_from().
+    f.serial.store(0, std::memory_order_relaxed);
+    f.parent.store(parent, std::memory_order_release);
+    f.serial.store(serial, std::memory_order_release);
+    return serial;
+  }
 
   pool_core* pool;
   std::size_t index;
@@ -85,16 +163,50 @@ struct worker final : wait_helper {
   std::atomic<std::uint64_t> failed{0};
   std::atomic<std::uint64_t> cancelled{0};
   std::atomic<std::uint64_t> stolen{0};
-  std::atomic<std::uint64_t> inlined{0};
+  // Owner only: the innermost task running here — its serial (0 until it gets a frame, see
+  // lineage()) and its parent's — and how many tasks are nested on this thread now.
+  std::uint64_t current = 0;
+  std::uint64_t current_parent = 0;
+  std::uint32_t depth = 0;
+  std::uint64_t serials = 0;  // owner only: serials handed out by enter()
+  std::array<std::atomic<frame*>, frame_blocks> frames{};  // allocated by the owner as it nests
   std::uint64_t rng = 0;
   std::thread thread;
 };
 
+// Brackets one task on a worker: counts it as running and makes it the innermost task (its frame
+// comes when it needs one, see worker::lineage()).
+class frame_scope {
+ public:
+  frame_scope(worker& w, std::uint64_t parent) noexcept
+      : worker_(w), saved_(w.current), saved_parent_(w.current_parent) {
+    w.running.store(w.running.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    w.current = 0;
+    w.current_parent = parent;
+    ++w.depth;
+  }
+  frame_scope(const frame_scope&) = delete;
+  frame_scope& operator=(const frame_scope&) = delete;
+  ~frame_scope() {
+    worker_.current = saved_;
+    worker_.current_parent = saved_parent_;
+    --worker_.depth;
+    worker_.running.store(worker_.running.load(std::memory_order_relaxed) - 1,
+                          std::memory_order_relaxed);
+  }
+
+ private:
+  worker& worker_;
+  std::uint64_t saved_;
+  std::uint64_t saved_parent_;
+};
+
 namespace {
 thread_local worker* this_worker = nullptr;
-// The pool this (non-worker) thread last submitted to. Holding its core lets unqueue_newest()
-// touch the pool with no risk of it having been freed; a destroyed pool's core is only memory
-// (its workers were joined by ~thread_pool), released when this thread submits elsewhere or ends.
+// The pool this (non-worker) thread last submitted to. Holding its core lets a waiter on this
+// thread touch the pool (claim_for_outside_waiter) with no risk of it having been freed; a
+// destroyed pool's core is only memory (its workers were joined by ~thread_pool), released when
+// this thread submits elsewhere or ends.
 thread_local std::shared_ptr<pool_core> last_pool;
 }  // namespace
 
@@ -122,10 +234,13 @@ class pool_core : public std::enable_shared_from_this<pool_core> {
       }
     } catch (...) {
       stop_and_join();
+      joined_ = true;
       throw;
     }
   }
 
+  pool_core(const pool_core&) = delete;
+  pool_core& operator=(const pool_core&) = delete;
   ~pool_core() { shutdown(shutdown_mode::drain); }
 
   [[nodiscard]] std::size_t size() const noexcept { return workers_.size(); }
@@ -134,11 +249,24 @@ class pool_core : public std::enable_shared_from_this<pool_core> {
   }
 
   bool enqueue(task_node* task) {
-    if (worker* self = this_worker; self != nullptr && self->pool == this) {
-      self->deque.push(task);  // a running task of this pool: accepted even while draining
-    } else {
-      if (last_pool.get() != this) last_pool = shared_from_this();
-      task->injected_into = this;
+    worker* self = this_worker;
+    if (self == nullptr || self->pool != this) return inject(task);
+    // A running task of this pool: accepted while draining, refused once cancel_pending began.
+    if (discarding_.load(std::memory_order_relaxed)) return false;
+    const std::uint64_t parent = self->lineage();
+    task->pool = this;
+    task->parent = parent;
+    self->deque.push(task, parent);
+    notify();
+    return true;
+  }
+
+  // From a thread outside the pool (or another pool's worker): the injection queue.
+  bool inject(task_node* task) {
+    if (last_pool.get() != this) last_pool = shared_from_this();
+    task->pool = this;
+    task->injected = true;
+    {
       std::lock_guard lock{inject_mu_};
       if (closed_) return false;
       inject_.push_back(task);
@@ -148,21 +276,21 @@ class pool_core : public std::enable_shared_from_this<pool_core> {
     return true;
   }
 
-  bool unqueue_newest(task_node* task) noexcept {
-    if (last_pool.get() != this) return false;
-    std::lock_guard lock{inject_mu_};
-    if (inject_.empty() || inject_.back() != task) return false;
-    inject_.pop_back();
-    inject_count_.fetch_sub(1, std::memory_order_seq_cst);
-    return true;
-  }
-
-  void count_inlined() noexcept { inlined_.fetch_add(1, std::memory_order_relaxed); }
-
   bool enqueue_bulk(const std::vector<task_node*>& tasks) {
     if (worker* self = this_worker; self != nullptr && self->pool == this) {
-      for (task_node* task : tasks) self->deque.push(task);
+      if (discarding_.load(std::memory_order_relaxed)) return false;
+      const std::uint64_t parent = self->lineage();
+      for (task_node* task : tasks) {
+        task->pool = this;
+        task->parent = parent;
+        self->deque.push(task, parent);
+      }
     } else {
+      if (last_pool.get() != this) last_pool = shared_from_this();
+      for (task_node* task : tasks) {
+        task->pool = this;
+        task->injected = true;
+      }
       std::lock_guard lock{inject_mu_};
       if (closed_) return false;
       inject_.insert(inject_.end(), tasks.begin(), tasks.end());
@@ -173,30 +301,108 @@ class pool_core : public std::enable_shared_from_this<pool_core> {
     return true;
   }
 
+  // A thread outside the pool waits on `node`. Only a thread that keeps this core alive itself
+  // (it submitted here last) may touch it. The claim and the running count change together under
+  // inject_mu_, which is_idle_locked() also takes: wait_idle() never sees the task neither queued
+  // nor running.
+  outside_claim claim_for_outside_waiter(task_node& node) noexcept {
+    if (last_pool.get() != this) return outside_claim::none;
+    std::lock_guard lock{inject_mu_};
+    // Once cancel_pending began, queued tasks are the shutdown's to cancel, not a waiter's to run.
+    if (discarding_.load(std::memory_order_relaxed)) return outside_claim::none;
+    outside_claim claim = outside_claim::taken;
+    if (node.injected && !inject_.empty() && inject_.back() == &node) {
+      if (!node.try_take(taker::outside_waiter)) return outside_claim::none;
+      inject_.pop_back();
+      inject_count_.fetch_sub(1, std::memory_order_seq_cst);
+      claim = outside_claim::removed;
+    } else if (!node.try_take(taker::outside_waiter)) {
+      return outside_claim::none;
+    }
+    inline_running_.store(inline_running_.load(std::memory_order_relaxed) + 1,
+                          std::memory_order_relaxed);
+    return claim;
+  }
+
+  void end_outside_run(run_status status) noexcept {
+    std::lock_guard lock{inject_mu_};
+    const std::size_t left = inline_running_.load(std::memory_order_relaxed) - 1;
+    inline_running_.store(left, std::memory_order_relaxed);
+    auto& counter = status == run_status::cancelled ? discarded_ : inlined_;
+    counter.store(counter.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    // Under the lock, so a wait_idle() that checked before this sees its waiter count here, and
+    // one that checks after sees the count at zero; and the pool cannot be freed until the lock
+    // is released (wait_idle() takes it to decide).
+    if (left == 0 && idle_waiters_.load(std::memory_order_relaxed) != 0) idle_.notify_all();
+  }
+
+  // A worker of this pool runs `node`, which it waits for and took (try_take) itself.
+  void run_awaited(worker& self, task_node& node) noexcept {
+    frame_scope scope{self, node.parent};
+    run_status status;
+    if (discarding_.load(std::memory_order_relaxed)) {
+      const task_error error = cancelled_by_shutdown();
+      status = node.finish_taken(&error);
+    } else {
+      status = node.finish_taken(nullptr);
+    }
+    count(self, status);
+  }
+
+  // What a waiting worker may run (see the file comment and thread_pool.hpp, "Waiting").
+  bool help(worker& self, state_base* awaited) {
+    const std::uint64_t me = self.current;  // 0: it submitted nothing, so nothing descends from it
+    auto spawned_by_me = [this, me](std::uint64_t tag) noexcept { return descends_from(tag, me); };
+    // The newest task of its own deque, usually the awaited child itself: no dead entry left.
+    if (me != 0) {
+      if (auto e = self.deque.pop_if(spawned_by_me); e.item != nullptr) {
+        execute(self, e);
+        return true;
+      }
+    }
+    // The awaited task, wherever it waits to start.
+    if (awaited != nullptr && awaited->run_here()) return true;
+    // A descendant that another worker has not started yet.
+    if (me != 0 && workers_.size() > 1) {
+      if (auto e = steal(self, spawned_by_me); e.item != nullptr) {
+        execute(self, e);
+        return true;
+      }
+    }
+    return false;
+  }
+
   void wait_idle() {
     if (on_own_worker()) {
       throw std::logic_error(
           "crew::thread_pool::wait_idle() called from one of the pool's own tasks: it would wait "
           "for itself");
     }
+    idle_waiters_.fetch_add(1, std::memory_order_relaxed);  // published by the lock below
     for (;;) {
       const std::uint32_t key = idle_.prepare_wait();
-      if (is_idle()) {
+      bool idle = false;
+      {
+        std::lock_guard lock{inject_mu_};
+        idle = is_idle_locked();
+      }
+      if (idle) {
         idle_.cancel_wait();
-        return;
+        break;
       }
       idle_.commit_wait(key);
     }
+    idle_waiters_.fetch_sub(1, std::memory_order_relaxed);
   }
 
+  // Any number of threads may call this at once: each closes (and, for cancel_pending, cancels
+  // what is queued), each waits until idle, and the first to get shutdown_mu_ joins the workers.
   void shutdown(shutdown_mode mode) {
     if (on_own_worker()) {
       throw std::logic_error(
           "crew::thread_pool::shutdown() called from one of the pool's own tasks: it would join "
           "its own thread");
     }
-    std::lock_guard serial{shutdown_mu_};
-    if (joined_) return;
     std::deque<task_node*> dropped;
     {
       std::lock_guard lock{inject_mu_};
@@ -208,10 +414,15 @@ class pool_core : public std::enable_shared_from_this<pool_core> {
         inject_count_.fetch_sub(dropped.size(), std::memory_order_seq_cst);
       }
     }
-    for (task_node* task : dropped) task->discard(closed_error());
-    discarded_.fetch_add(dropped.size(), std::memory_order_relaxed);
     // Tasks in workers' deques (cancel_pending) are discarded by the workers as they reach them.
+    std::uint64_t cancelled = 0;
+    for (task_node* task : dropped) {
+      if (task->discard(cancelled_by_shutdown()) == run_status::cancelled) ++cancelled;
+    }
+    discarded_.fetch_add(cancelled, std::memory_order_relaxed);
     wait_idle();
+    std::lock_guard serial{shutdown_mu_};
+    if (joined_) return;
     stop_and_join();
     joined_ = true;
   }
@@ -224,6 +435,7 @@ class pool_core : public std::enable_shared_from_this<pool_core> {
     thread_pool_stats out;
     out.workers = workers_.size();
     out.queued = inject_count_.load(std::memory_order_relaxed);
+    out.running = inline_running_.load(std::memory_order_relaxed);
     out.cancelled = discarded_.load(std::memory_order_relaxed);
     out.inlined = inlined_.load(std::memory_order_relaxed);
     for (const auto& w : workers_) {
@@ -233,72 +445,95 @@ class pool_core : public std::enable_shared_from_this<pool_core> {
       out.failed += w->failed.load(std::memory_order_relaxed);
       out.cancelled += w->cancelled.load(std::memory_order_relaxed);
       out.stolen += w->stolen.load(std::memory_order_relaxed);
-      out.inlined += w->inlined.load(std::memory_order_relaxed);
     }
     return out;
   }
 
-  // Any task this worker may run next: its own deque, then the shared places.
-  task_node* find_task(worker& self) {
-    if (task_node* task = self.deque.pop()) return task;
-    return take_shared(self);
-  }
-
-  void execute(worker& self, task_node* task) noexcept {
-    self.running.store(self.running.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
-    if (discarding_.load(std::memory_order_relaxed)) {
-      task->discard(closed_error());
-      bump(self.cancelled);
-    } else {
-      switch (task->run()) {
-        case run_status::completed:
-          bump(self.completed);
-          break;
-        case run_status::failed:
-          bump(self.failed);
-          break;
-        case run_status::cancelled:
-          bump(self.cancelled);
-          break;
-        case run_status::inlined:
-          bump(self.inlined);
-          break;
-      }
-    }
-    self.running.store(self.running.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
-  }
-
  private:
+  using entry = work_deque<task_node>::entry;
+
+  void execute(worker& self, entry e) noexcept {
+    frame_scope scope{self, e.tag};
+    const run_status status = discarding_.load(std::memory_order_relaxed)
+                                  ? e.item->discard(cancelled_by_shutdown())
+                                  : e.item->run();
+    count(self, status);
+  }
+
+  static void count(worker& self, run_status status) noexcept {
+    switch (status) {
+      case run_status::completed:
+        bump(self.completed);
+        break;
+      case run_status::failed:
+        bump(self.failed);
+        break;
+      case run_status::cancelled:
+        bump(self.cancelled);
+        break;
+      case run_status::taken_by_waiter:
+        break;  // the waiter counted it
+    }
+  }
+
+  // Whether the task whose deque tag (its parent's serial) is `tag` descends from the task with
+  // serial `ancestor`. Follows parent serials through the frames; a frame that has moved on to
+  // another task ends the walk with "no".
+  bool descends_from(std::uint64_t tag, std::uint64_t ancestor) const noexcept {
+    if (ancestor == 0) return false;
+    for (unsigned hops = 0; hops < max_lineage_hops && tag != 0; ++hops) {
+      if (tag == ancestor) return true;
+      const frame* f = find_frame(tag);
+      if (f == nullptr) return false;
+      // Matches the stores in worker::enter(): serial, then parent (acquire), then serial again;
+      // the second read cannot see the old serial if the parent read saw a newer task's parent.
+      if (f->serial.load(std::memory_order_acquire) != tag) return false;
+      const std::uint64_t up = f->parent.load(std::memory_order_acquire);
+      if (f->serial.load(std::memory_order_relaxed) != tag) return false;
+      tag = up;
+    }
+    return false;
+  }
+
+  const frame* find_frame(std::uint64_t serial) const noexcept {
+    const std::uint64_t index = serial & index_mask;
+    if (index >= workers_.size()) return nullptr;
+    const std::uint64_t level = (serial >> index_bits) & depth_mask;
+    const frame* block =
+        workers_[index]->frames[level / frames_per_block].load(std::memory_order_acquire);
+    return block == nullptr ? nullptr : &block[level % frames_per_block];
+  }
+
   void worker_main(worker& self, const std::string& prefix) {
     this_worker = &self;
     current_wait_helper() = &self;
     const std::string name = (prefix + std::to_string(self.index)).substr(0, 15);
     pthread_setname_np(pthread_self(), name.c_str());
     for (;;) {
-      if (task_node* task = self.deque.pop()) {
-        execute(self, task);
+      if (entry e = self.deque.pop(); e.item != nullptr) {
+        execute(self, e);
         continue;
       }
       searching_.fetch_add(1, std::memory_order_seq_cst);
-      task_node* task = search(self);
-      if (task == nullptr) break;  // stopping
-      execute(self, task);
+      const entry e = search(self);
+      if (e.item == nullptr) break;  // stopping
+      execute(self, e);
     }
     current_wait_helper() = nullptr;
     this_worker = nullptr;
   }
 
-  // Entered counted in searching_; returns a task (no longer counted) or null when stopping.
-  task_node* search(worker& self) {
+  // Entered counted in searching_; returns a task (no longer counted) or nothing when stopping.
+  entry search(worker& self) {
     for (;;) {
       for (std::uint32_t round = 0; round < spin_rounds_; ++round) {
-        if (task_node* task = take_shared(self)) {
+        if (entry e = take_shared(self); e.item != nullptr) {
           end_search();
-          return task;
+          return e;
         }
         std::this_thread::yield();
       }
-      if (!park(self)) return nullptr;
+      if (!park(self)) return {};
     }
   }
 
@@ -372,24 +607,26 @@ class pool_core : public std::enable_shared_from_this<pool_core> {
     return false;
   }
 
-  [[nodiscard]] bool is_idle() const noexcept {
+  // Caller holds inject_mu_ (inline_running_ and the injection queue change under it).
+  [[nodiscard]] bool is_idle_locked() const noexcept {
     if (stopping_.load(std::memory_order_seq_cst)) return true;
     return static_cast<std::size_t>(sleepers_.load(std::memory_order_seq_cst)) == workers_.size() &&
-           inject_count_.load(std::memory_order_seq_cst) == 0;
+           inject_count_.load(std::memory_order_seq_cst) == 0 &&
+           inline_running_.load(std::memory_order_relaxed) == 0;
   }
 
-  task_node* take_shared(worker& self) {
-    if (task_node* task = take_injected(self)) return task;
-    return steal(self);
+  entry take_shared(worker& self) {
+    if (entry e = take_injected(self); e.item != nullptr) return e;
+    return steal(self, [](std::uint64_t) noexcept { return true; });
   }
 
-  task_node* take_injected(worker& self) {
-    if (inject_count_.load(std::memory_order_relaxed) == 0) return nullptr;
+  entry take_injected(worker& self) {
+    if (inject_count_.load(std::memory_order_relaxed) == 0) return {};
     // A worker never queues behind the submitter: if the lock is busy it looks elsewhere and
     // comes back (its caller loops; the parking recheck reads inject_count_, not the queue).
     std::unique_lock lock{inject_mu_, std::try_to_lock};
-    if (!lock.owns_lock()) return nullptr;
-    if (inject_.empty()) return nullptr;
+    if (!lock.owns_lock()) return {};
+    if (inject_.empty()) return {};
     const std::size_t available = inject_.size();
     const std::size_t take =
         std::min(available / workers_.size() + 1, std::min(available, max_inject_batch));
@@ -398,14 +635,16 @@ class pool_core : public std::enable_shared_from_this<pool_core> {
     inject_.erase(inject_.begin(), inject_.begin() + static_cast<std::ptrdiff_t>(take));
     inject_count_.fetch_sub(take, std::memory_order_seq_cst);
     lock.unlock();  // the submitter waits for this lock: hold it for the copy only
-    // Oldest last, so this worker runs them in submission order (it pops LIFO).
-    for (std::size_t i = take; i-- > 1;) self.deque.push(batch[i]);
-    return batch[0];
+    // Oldest last, so this worker runs them in submission order (it pops LIFO). Injected tasks
+    // have no parent in this pool (tag 0).
+    for (std::size_t i = take; i-- > 1;) self.deque.push(batch[i], 0);
+    return {batch[0], 0};
   }
 
-  task_node* steal(worker& self) {
+  template <class Pred>
+  entry steal(worker& self, Pred&& wanted) {
     const std::size_t n = workers_.size();
-    if (n == 1) return nullptr;
+    if (n == 1) return {};
     self.rng ^= self.rng << 13;
     self.rng ^= self.rng >> 7;
     self.rng ^= self.rng << 17;
@@ -413,16 +652,17 @@ class pool_core : public std::enable_shared_from_this<pool_core> {
     for (std::size_t i = 0; i < n; ++i) {
       worker& victim = *workers_[(start + i) % n];
       if (&victim == &self) continue;
-      if (task_node* task = victim.deque.steal()) {
+      if (entry e = victim.deque.steal_if(wanted); e.item != nullptr) {
         bump(self.stolen);
-        return task;
+        return e;
       }
     }
-    return nullptr;
+    return {};
   }
 
   void stop_and_join() noexcept {
     stopping_.store(true, std::memory_order_seq_cst);
+    idle_.notify_all();  // wait_idle() callers: a stopped pool is idle
     std::vector<worker*> sleeping;
     {
       std::lock_guard lock{idle_mu_};
@@ -437,10 +677,10 @@ class pool_core : public std::enable_shared_from_this<pool_core> {
     }
     // Nothing can be left (the pool was idle and closed), but never leak a future's state.
     for (auto& w : workers_) {
-      while (task_node* task = w->deque.steal()) task->discard(closed_error());
+      while (task_node* task = w->deque.steal().item) task->discard(cancelled_by_shutdown());
     }
     std::lock_guard lock{inject_mu_};
-    for (task_node* task : inject_) task->discard(closed_error());
+    for (task_node* task : inject_) task->discard(cancelled_by_shutdown());
     inject_.clear();
   }
 
@@ -451,35 +691,44 @@ class pool_core : public std::enable_shared_from_this<pool_core> {
   std::deque<task_node*> inject_;  // guarded by inject_mu_
   bool closed_ = false;            // guarded by inject_mu_
   std::atomic<std::size_t> inject_count_{0};
+  // Tasks that threads outside the pool run as they wait (claim_for_outside_waiter); written
+  // under inject_mu_, read there by is_idle_locked() and anywhere by stats().
+  std::atomic<std::size_t> inline_running_{0};
   std::atomic<bool> closed_flag_{false};
-  std::atomic<bool> discarding_{false};
+  std::atomic<bool> discarding_{false};  // written under inject_mu_
   std::atomic<bool> stopping_{false};
   std::atomic<std::uint64_t> discarded_{0};
-  std::atomic<std::uint64_t> inlined_{0};
+  std::atomic<std::uint64_t> inlined_{0};  // written under inject_mu_
 
   alignas(64) std::atomic<int> searching_{0};
   alignas(64) std::atomic<int> sleepers_{0};
   std::mutex idle_mu_;
   std::vector<worker*> idle_list_;  // guarded by idle_mu_
   notifier idle_;                   // wakes wait_idle() when the last worker parks
+  std::atomic<int> idle_waiters_{0};
 
   std::mutex shutdown_mu_;
   bool joined_ = false;  // guarded by shutdown_mu_
 };
 
-bool unqueue_newest(pool_core* pool, task_node* node) noexcept {
-  return pool->unqueue_newest(node);
+outside_claim claim_for_outside_waiter(pool_core* pool, task_node& node) noexcept {
+  return pool == nullptr ? outside_claim::none : pool->claim_for_outside_waiter(node);
 }
 
-void count_inlined(pool_core* pool) noexcept {
-  pool->count_inlined();
+void end_outside_run(pool_core* pool, run_status status) noexcept {
+  pool->end_outside_run(status);
 }
 
-bool worker::try_run_one() {
-  task_node* task = pool->find_task(*this);
-  if (task == nullptr) return false;
-  pool->execute(*this, task);
+bool run_awaited_on_worker(pool_core* pool, task_node& node) noexcept {
+  worker* self = this_worker;
+  if (self == nullptr || self->pool != pool || pool == nullptr) return false;
+  if (!node.try_take(taker::worker_waiter)) return false;
+  pool->run_awaited(*self, node);
   return true;
+}
+
+bool worker::try_run_one(state_base* awaited) {
+  return pool->help(*this, awaited);
 }
 
 }  // namespace crew::detail
@@ -507,12 +756,16 @@ std::size_t thread_pool::concurrency() const noexcept {
   return core_->size();
 }
 
+// The blocking calls hold a reference of their own: another thread may run the destructor while
+// they wait (it waits for the same shutdown), and the core must outlive their return.
 void thread_pool::wait_idle() {
-  core_->wait_idle();
+  const std::shared_ptr<detail::pool_core> core = core_;
+  core->wait_idle();
 }
 
 void thread_pool::shutdown(shutdown_mode mode) {
-  core_->shutdown(mode);
+  const std::shared_ptr<detail::pool_core> core = core_;
+  core->shutdown(mode);
 }
 
 bool thread_pool::closed() const noexcept {

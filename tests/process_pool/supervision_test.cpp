@@ -348,3 +348,35 @@ TEST(Supervision, AHybridSiblingKilledByACrashSaysWhoCrashed) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST(Supervision, CancellingTasksSentAheadThenDestroyingThePoolReturns) {
+  for (int round = 0; round < 3; ++round) {
+    auto o = opts(2);
+    std::vector<crew::future<int>> futures;
+    {
+      process_pool pool{o};
+      for (int i = 0; i < 64; ++i) futures.push_back(pool.submit<&sleeps_ms>(1));
+      EXPECT_EQ(futures.front().get(), 1);
+      for (std::size_t i = 1; i < futures.size(); ++i) futures[i].cancel();
+    }  // the destructor drains what was not cancelled and returns
+    for (std::size_t i = 1; i < futures.size(); ++i) {
+      auto r = futures[i].result();
+      if (!r) {
+        EXPECT_EQ(r.error().kind(), error_kind::cancelled);
+      }
+    }
+  }
+}
+
+TEST(Supervision, GetRethrowsTheTasksOwnExceptionType) {
+  process_pool pool{opts(1)};
+  EXPECT_THROW(pool.submit<&throws_huge>(std::size_t{10}).get(), std::invalid_argument);
+  auto r = pool.submit<&throws_huge>(std::size_t{10}).result();
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().kind(), error_kind::exception);
+  EXPECT_EQ(r.error().remote_type(), "std::invalid_argument");
+}
+
+}  // namespace

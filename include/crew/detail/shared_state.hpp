@@ -40,11 +40,13 @@ class continuation {
 };
 
 /// A thread that can do useful work while it waits (a pool worker). While such a thread waits on a
-/// future it runs other tasks, so fork-join inside a pool never deadlocks.
+/// future it runs other tasks, so fork-join inside a pool never deadlocks. Which tasks it may run
+/// is the executor's policy (crew/thread_pool.hpp, "Waiting").
 class wait_helper {
  public:
-  /// Runs one pending task if there is one; returns whether it ran something.
-  virtual bool try_run_one() = 0;
+  /// Runs one task that the waiting thread may run safely while it waits for `awaited` (null when
+  /// it waits for something else, e.g. one of several futures); returns whether it ran one.
+  virtual bool try_run_one(state_base* awaited) = 0;
 
  protected:
   ~wait_helper() = default;
@@ -91,10 +93,17 @@ class state_base {
   [[nodiscard]] bool has_error() const noexcept { return error_.has_value(); }
   [[nodiscard]] const task_error& error() const noexcept { return *error_; }
 
-  /// Blocks until ready. On a pool worker, runs other tasks meanwhile.
+  /// Blocks until ready. On a pool worker, runs other tasks meanwhile (wait_helper).
   void wait() const;
-  /// Blocks until ready or the deadline; returns whether it is ready.
+  /// Blocks until ready or the deadline; returns whether it is ready. On a pool worker, runs other
+  /// tasks meanwhile, as wait() does, until the deadline: it may then return later than the
+  /// deadline, by as long as the task it started last runs.
   bool wait_until(std::chrono::steady_clock::time_point deadline) const;
+
+  /// For a pool worker's wait_helper: runs this state's task on the calling worker if it has not
+  /// started and the executor allows it (the thread pool: the worker belongs to the task's pool).
+  /// Returns whether it ran it.
+  bool run_here() noexcept { return status() == pending && run_on_worker(); }
 
   /// Cancels a task that has not started (true: it will never run, its error is `cancelled`);
   /// for a started one, asks the executor through cancel_running().
@@ -119,11 +128,17 @@ class state_base {
       const std::chrono::steady_clock::time_point* /*deadline*/) const noexcept {
     return is_ready();
   }
+  /// Executor hook, called by a pool worker that waits on this state while the task is pending
+  /// (run_here): run the task on that worker. Returns true when it ran it; false (default) when
+  /// the executor does not allow it or somebody else took the task first.
+  virtual bool run_on_worker() noexcept { return false; }
 
   std::optional<task_error> error_;
 
  private:
   void sleep_until_ready(const std::chrono::steady_clock::time_point* deadline) const;
+  bool help_until_ready(wait_helper& helper,
+                        const std::chrono::steady_clock::time_point* deadline) const;
   bool spin_until_ready() const noexcept;
 
   mutable std::atomic<std::uint32_t> word_{pending};

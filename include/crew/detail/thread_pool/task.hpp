@@ -3,6 +3,8 @@
 // A queued task is one allocation: the future's shared state, the callable and its arguments
 // together (like std::packaged_task). The queues hold a `task_node*` that owns one reference to
 // it; run() and discard() give that reference up, so a node must be run or discarded exactly once.
+// A thread waiting on the task's future may take it before the queue's consumer does (try_take)
+// and run it itself; the consumer then finds a dead node and only drops its reference.
 // A detached task (no future) is a plain node that deletes itself.
 #pragma once
 
@@ -23,41 +25,73 @@ namespace crew::detail {
 
 /// How a node ended, for the pool's statistics.
 enum class run_status : std::uint8_t {
-  completed,  ///< ran on a worker and returned
-  failed,     ///< ran on a worker and threw
-  cancelled,  ///< cancelled before it started
-  inlined,    ///< the thread waiting for it ran it (state_base::run_inline); nothing to do here
+  completed,        ///< ran on a worker and returned
+  failed,           ///< ran on a worker and threw
+  cancelled,        ///< cancelled before it started (by its future or by shutdown)
+  taken_by_waiter,  ///< a thread waiting on its future ran it and counted it: nothing to count
 };
 
 class pool_core;
 class task_node;
 
-/// Removes `node` from `pool`'s injection queue if the calling thread submitted it there and it is
-/// still the newest entry; then the caller owns the queue's reference. Safe on any thread: it
-/// touches the pool only when the calling thread itself keeps that pool's core alive.
-bool unqueue_newest(pool_core* pool, task_node* node) noexcept;
-/// Counts a task that its waiter took back from the queue and ran (stats().inlined).
-void count_inlined(pool_core* pool) noexcept;
+/// Who took a node (task_node::take): whoever takes it first decides how the task ends.
+enum class taker : std::uint8_t {
+  nobody,          ///< still queued and untouched
+  queue,           ///< the worker that dequeued it, or shutdown's discard
+  outside_waiter,  ///< a thread outside the pool waiting on its future (run_inline)
+  worker_waiter,   ///< a pool worker waiting on its future (run_on_worker)
+};
+
+/// A thread outside the pool that waits on `node` (run_inline) asks the pool for the task:
+/// `removed` when the pool took it back out of its injection queue (the caller then owns the
+/// queue's reference), `taken` when the caller took it where it lies (the queue keeps a dead
+/// entry), `none` when it may not run it here. On success the pool counts the caller as running
+/// until end_outside_run(). Defined in thread_pool.cpp.
+enum class outside_claim : std::uint8_t { none, removed, taken };
+outside_claim claim_for_outside_waiter(pool_core* pool, task_node& node) noexcept;
+void end_outside_run(pool_core* pool, run_status status) noexcept;
+/// A worker of `pool` that waits on `node` runs it now, if nobody took it yet. Returns whether it
+/// took it. Defined in thread_pool.cpp.
+bool run_awaited_on_worker(pool_core* pool, task_node& node) noexcept;
 
 class task_node {
  public:
-  /// Exactly one of the worker that dequeues the node, a thread waiting on its future
-  /// (run_inline) and shutdown's discard gets true: that one decides how the task ends.
-  bool take() noexcept { return !taken_.exchange(true, std::memory_order_acq_rel); }
+  /// Claims the node for `who` if nobody took it yet: true means the caller decides how the task
+  /// ends (runs it or discards it), exactly once.
+  bool try_take(taker who) noexcept {
+    auto expected = static_cast<std::uint8_t>(taker::nobody);
+    return taken_.compare_exchange_strong(expected, static_cast<std::uint8_t>(who),
+                                          std::memory_order_acq_rel, std::memory_order_acquire);
+  }
+  /// The consumer holding the queue's reference claims the node; returns who had it before
+  /// (nobody: the consumer now owns the task; anybody else ran it and counted it).
+  taker take_for_queue() noexcept {
+    return static_cast<taker>(
+        taken_.exchange(static_cast<std::uint8_t>(taker::queue), std::memory_order_acq_rel));
+  }
 
-  /// Runs the task unless it was cancelled, then drops the queue's reference.
+  /// Runs the task unless it was cancelled or a waiter ran it, then drops the queue's reference.
   virtual run_status run() noexcept = 0;
-  /// Ends the task without running it (its future holds `error`), then drops the reference.
-  virtual void discard(task_error error) noexcept = 0;
+  /// Ends the task without running it (its future holds `error`), then drops the queue's
+  /// reference. Returns cancelled, or what run() returns when a waiter took the task first.
+  virtual run_status discard(task_error error) noexcept = 0;
+  /// Precondition: the caller took the node (try_take) and holds a reference of its own. Runs the
+  /// task, or ends it with `*cancel` when cancel is not null; touches no reference.
+  virtual run_status finish_taken(const task_error* cancel) noexcept = 0;
 
-  /// The pool whose injection queue the node was put in (null for a worker's own deque).
-  pool_core* injected_into = nullptr;
+  /// The pool it was submitted to (set before it is queued).
+  pool_core* pool = nullptr;
+  /// Lineage: the serial of the task that submitted it on one of `pool`'s workers, 0 when it came
+  /// from outside (see thread_pool.cpp, "Waiting").
+  std::uint64_t parent = 0;
+  /// In `pool`'s injection queue (submitted from a thread outside the pool).
+  bool injected = false;
 
  protected:
   ~task_node() = default;
 
  private:
-  std::atomic<bool> taken_{false};
+  std::atomic<std::uint8_t> taken_{static_cast<std::uint8_t>(taker::nobody)};
 };
 
 /// Whether F wants a std::stop_token before its arguments.
@@ -118,35 +152,39 @@ class task_state final : public shared_state<R>, public task_node {
 
   run_status run() noexcept override {
     state_ptr<task_state> hold{this};  // adopts the queue's reference
-    if (!task_node::take()) return run_status::inlined;
-    if (!this->try_start()) return run_status::cancelled;
-    return execute();
+    if (take_for_queue() != taker::nobody) return run_status::taken_by_waiter;
+    return finish_taken(nullptr);
   }
 
-  void discard(task_error error) noexcept override {
+  run_status discard(task_error error) noexcept override {
     state_ptr<task_state> hold{this};
-    if (!task_node::take() || !this->try_start()) return;  // run by its waiter, or cancelled
+    if (take_for_queue() != taker::nobody) return run_status::taken_by_waiter;
+    return finish_taken(&error);
+  }
+
+  run_status finish_taken(const task_error* cancel) noexcept override {
+    if (!this->try_start()) return run_status::cancelled;  // its future's cancel() won
+    if (cancel == nullptr) return execute();
     call_.reset();
-    this->fail(std::move(error));
+    this->fail(*cancel);
+    return run_status::cancelled;
   }
 
  protected:
-  // The node stays queued; the worker that dequeues it later sees take() fail and drops it.
+  // A thread outside the pool waits on the task before it started: run it right here.
   bool run_inline() noexcept override {
-    pool_core* pool = injected_into;
-    if (pool != nullptr && unqueue_newest(pool, this)) {
-      // Out of the queue: nobody else can reach the node, and the queue's reference is ours.
-      state_ptr<task_state> hold{this};
-      if (!task_node::take() || !this->try_start()) return false;  // cancelled meanwhile
-      (void)execute();
-      count_inlined(pool);
-      return true;
-    }
-    if (!task_node::take()) return false;
-    if (!this->try_start()) return false;  // cancelled meanwhile: the state is ready anyway
-    (void)execute();
-    return true;
+    const outside_claim claim = claim_for_outside_waiter(task_node::pool, *this);
+    if (claim == outside_claim::none) return false;
+    // Taken back out of the queue: nobody else can reach the node, and the queue's reference is
+    // ours. Otherwise the queue's consumer drops its dead entry later.
+    state_ptr<task_state> hold{claim == outside_claim::removed ? this : nullptr};
+    const run_status status = finish_taken(nullptr);
+    end_outside_run(task_node::pool, status);
+    return status != run_status::cancelled;
   }
+
+  // A worker of the same pool waits on the task before it started: run it on that worker.
+  bool run_on_worker() noexcept override { return run_awaited_on_worker(task_node::pool, *this); }
 
   // The task may still complete normally: it decides whether it looks at its stop_token.
   bool cancel_running() noexcept override {
@@ -200,7 +238,12 @@ class detached_task final : public task_node {
     delete this;
     return status;
   }
-  void discard(task_error) noexcept override { delete this; }
+  run_status discard(task_error) noexcept override {
+    delete this;
+    return run_status::cancelled;
+  }
+  // Nobody can wait on a detached task, so nobody takes it but its queue.
+  run_status finish_taken(const task_error*) noexcept override { return run_status::cancelled; }
 
  private:
   F fn_;
