@@ -63,7 +63,7 @@ class completion_queue final : public watcher,
     wait_helper* helper = current_wait_helper();
     for (;;) {
       if (auto slot = try_pop()) return slot;
-      if (helper != nullptr && helper->try_run_one()) continue;
+      if (helper != nullptr && helper->try_run_one(nullptr)) continue;
       const std::uint32_t key = notifier_.prepare_wait();
       if (auto slot = try_pop()) {
         notifier_.cancel_wait();
