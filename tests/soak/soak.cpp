@@ -544,7 +544,22 @@ void check_leaks(reporter& report, const resources& before, const std::string& t
     for (const auto& x : xs) out += "\n      " + x;
     return out;
   };
-  if (const auto fds = extra(after.fds, before.fds); !fds.empty()) {
+  // A descriptor counts as new by its number: one inherited from our parent may show another
+  // target later (ctest reopens its log), which is not ours to leak.
+  auto numbers = [](const std::vector<std::string>& entries) {
+    std::vector<std::string> out;
+    for (const auto& e : entries) out.push_back(e.substr(0, e.find(' ')));
+    return out;
+  };
+  const std::vector<std::string> new_numbers = extra(numbers(after.fds), numbers(before.fds));
+  std::vector<std::string> new_fds;
+  for (const auto& e : after.fds) {
+    if (std::find(new_numbers.begin(), new_numbers.end(), e.substr(0, e.find(' '))) !=
+        new_numbers.end()) {
+      new_fds.push_back(e);
+    }
+  }
+  if (const auto& fds = new_fds; !fds.empty()) {
     report.mismatch("leak: descriptors", where + ": " + std::to_string(after.fds.size()) +
                                              " open, " + std::to_string(before.fds.size()) +
                                              " before; new:" + joined(fds));
