@@ -210,17 +210,18 @@ bool process_pool_core::any_news() const noexcept {
   if (drivers_.load(std::memory_order_relaxed) > 0) return true;
   for (const lane_slot& lane : lanes_) {
     if (!lane.attached.load(std::memory_order_acquire)) continue;
-    // The ring header sits at a fixed place in the region, whoever the worker is: reading it
-    // is safe even while the supervisor replaces the lane's worker (a stale answer only costs
-    // one more look).
-    if (lane.results_header->head.load(std::memory_order_acquire) !=
-        lane.results_header->tail.load(std::memory_order_relaxed)) {
-      return true;
-    }
-    if (lane.starting.load(std::memory_order_relaxed) &&
-        lane.control->ready.load(std::memory_order_acquire) != 0) {
-      return true;
-    }
+    // Looked at under the lane's `reading` flag, like any other read of its result ring: the
+    // supervisor takes the flag before it rebuilds the lane for a new worker, so no look can
+    // overlap that. A lane another thread is draining has nothing for us.
+    auto& flag = const_cast<std::atomic_flag&>(lane.reading);
+    if (flag.test_and_set(std::memory_order_acquire)) continue;
+    const bool news = lane.attached.load(std::memory_order_relaxed) &&
+                      (lane.results_header->head.load(std::memory_order_acquire) !=
+                           lane.results_header->tail.load(std::memory_order_relaxed) ||
+                       (lane.starting.load(std::memory_order_relaxed) &&
+                        lane.control->ready.load(std::memory_order_acquire) != 0));
+    flag.clear(std::memory_order_release);
+    if (news) return true;
   }
   return false;
 }
