@@ -349,7 +349,9 @@ INSTANTIATE_TEST_SUITE_P(Cases, InlineRun,
                          });
 
 TEST_P(InlineRun, WaitIdleWaitsForATaskRunByAnOutsideWaiter) {
-  const auto [workers, newest] = GetParam();
+  // Not a structured binding: the lambdas below capture these (clang 14 cannot capture one).
+  const std::size_t workers = std::get<0>(GetParam());
+  const bool newest = std::get<1>(GetParam());
   thread_pool pool{workers};
   gate busy;    // holds every worker until the inline run has begun
   gate finish;  // holds the inline-run task
