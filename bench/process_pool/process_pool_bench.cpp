@@ -10,6 +10,7 @@
 //   d  64 MiB and 1 GiB argument to a task and result back, vs memcpy in this process.
 //   e  a worker's SIGSEGV to the failed future, and to a replacement that answers, vs bare fork.
 //   f  RSS/PSS of idle workers (N = 2, 8) vs the same number of idle threads.
+//   i  CPU time an idle pool uses (parent threads and workers) over 2 s after its last task.
 //   p  CPython's ProcessPoolExecutor and multiprocessing.Pool (peers.py, run with --python).
 //   s  (only when asked) the process_pool's 100,000-task case alone, for perf record / strace -c;
 //   r  (only when asked) the process_pool's round trip alone, likewise.
@@ -39,6 +40,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <set>
+#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -48,6 +50,8 @@
 #include "crew/algorithm.hpp"
 #include "crew/process_pool.hpp"
 #include "crew/thread_pool.hpp"
+#include "ipc/shared_region.hpp"
+#include "ipc/spsc_ring.hpp"
 
 namespace {
 
@@ -304,7 +308,7 @@ double bare_segv() {
 
 struct config {
   bool quick = false;
-  std::string only = "abcdefp";  // sections to run; 's' and 'r' only on request
+  std::string only = "abcdefip";  // sections to run; 's' and 'r' only on request
   std::string python = "/usr/bin/python3";
   std::string peers = CREW_BENCH_PEERS_PY;
   [[nodiscard]] bool runs(char section) const { return only.find(section) != std::string::npos; }
@@ -391,13 +395,67 @@ per_task_results section_a(const config& cfg, crew::process_pool& pp, crew::proc
 }
 
 struct round_trip_results {
-  std::vector<double> process, thread, thread_handoff;
+  std::vector<double> process, thread, thread_handoff, raw_ring;
 };
+
+/// The floor under a process pool's round trip: crew's own ring between this process and a
+/// forked child that echoes 64-byte messages, both sides waiting as a pool's worker does (spin
+/// 50 µs, then sleep on the doorbell), timed like the pool's round trips.
+std::vector<double> raw_ring_round_trips(int blocks, int per_block) {
+  using namespace crew::detail::ipc;
+  constexpr std::size_t capacity = std::size_t{1} << 16;
+  shared_region region = shared_region::create("bench-ring", 2 * spsc_ring::footprint(capacity));
+  spsc_ring request = spsc_ring::create(region.bytes(), 0, capacity);
+  spsc_ring result = spsc_ring::create(region.bytes(), spsc_ring::footprint(capacity), capacity);
+  wait_options w;
+  w.spin = std::chrono::microseconds{50};
+  const pid_t parent = getpid();
+  const pid_t child = fork();
+  if (child == 0) {
+    wait_options cw = w;
+    cw.peer_alive = [parent] { return getppid() == parent; };
+    try {
+      ring_reader in(request);
+      ring_writer out(result);
+      for (;;) {
+        auto m = in.wait_peek(cw);
+        auto slot = out.reserve(m.bytes.size(), cw);
+        std::memcpy(slot.data(), m.bytes.data(), m.bytes.size());
+        in.release();
+        out.commit();
+      }
+    } catch (...) {
+    }
+    _exit(0);
+  }
+  std::vector<double> trips;
+  {
+    ring_writer out(request);
+    ring_reader in(result);
+    std::byte message[64] = {};
+    for (int block = 0; block < 1 + blocks; ++block) {
+      for (int i = 0; i < per_block; ++i) {
+        const std::uint64_t start = now_ns();
+        auto slot = out.reserve(sizeof message, w);
+        std::memcpy(slot.data(), message, sizeof message);
+        out.commit();
+        auto m = in.wait_peek(w);
+        std::memcpy(message, m.bytes.data(), m.bytes.size());
+        in.release();
+        if (block > 0) trips.push_back(seconds_since(start));
+      }
+    }
+  }
+  kill(child, SIGKILL);
+  waitpid(child, nullptr, 0);
+  return trips;
+}
 
 round_trip_results section_b(const config& cfg, crew::process_pool& pp, crew::thread_pool& tp) {
   const int blocks = cfg.quick ? 4 : 10;
   const int per_block = cfg.quick ? 1000 : 2000;
   round_trip_results r;
+  r.raw_ring = raw_ring_round_trips(blocks, per_block);
   for (int block = 0; block < 1 + blocks; ++block) {
     const bool keep = block > 0;
     for (int i = 0; i < per_block; ++i) {
@@ -705,6 +763,46 @@ int run(const config& cfg) {
     std::cout << "\n" << std::flush;
   }
 
+  if (cfg.runs('i')) {
+    // CPU ticks (utime + stime) of a process, all its threads.
+    auto cpu_seconds = [](pid_t pid) {
+      std::ifstream stat{"/proc/" + std::to_string(pid) + "/stat"};
+      std::string text;
+      std::getline(stat, text);
+      const auto close = text.rfind(')');
+      if (close == std::string::npos) return 0.0;
+      std::istringstream fields{text.substr(close + 2)};
+      std::string skip;
+      for (int i = 0; i < 11; ++i) fields >> skip;  // state .. cmajflt
+      double utime = 0;
+      double stime = 0;
+      fields >> utime >> stime;
+      return (utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
+    };
+    crew::process_pool pool{pool_options(2)};
+    for (int i = 0; i < 1000; ++i) pool.submit<&noop>().get();
+    std::this_thread::sleep_for(std::chrono::milliseconds{300});  // bounded spins end
+    const std::vector<int> pids = pool.worker_pids();
+    auto total = [&] {
+      double sum = cpu_seconds(getpid());
+      for (int pid : pids) sum += cpu_seconds(pid);
+      return sum;
+    };
+    const double before = total();
+    const auto window = std::chrono::seconds{cfg.quick ? 2 : 5};
+    std::this_thread::sleep_for(window);
+    const double used = total() - before;
+    const double share = used / std::chrono::duration<double>(window).count();
+    std::cout << "## (i) an idle process_pool (2 workers) after 1,000 tasks\n\n"
+              << "CPU used by the parent and its workers over "
+              << std::chrono::duration<double>(window).count() << " s of idleness: " << used
+              << " s (" << share * 100 << "% of one core; clock tick "
+              << 1.0 / static_cast<double>(sysconf(_SC_CLK_TCK)) << " s)\n\n"
+              << std::flush;
+    add_target("(i) an idle pool uses < 1% of a core", std::to_string(share * 100) + "%",
+               share / 0.01, 1, true);
+  }
+
   if (cfg.runs('s')) {
     // For profilers (perf record, strace -c): only the process_pool's 100,000-task case.
     crew::process_pool pool{pool_options(2)};
@@ -781,15 +879,18 @@ int run(const config& cfg) {
     line("process_pool", r.process);
     line("thread_pool, get() (runs the unstarted task inline)", r.thread);
     line("thread_pool, wait_for() then get() (a worker runs it)", r.thread_handoff);
+    line("crew's raw ring between two processes (64 B echo, same waiting as a worker)",
+         r.raw_ring);
     std::cout << "\n" << std::flush;
     const double process_median = percentile(r.process, 0.5);
-    add_target("(b) round trip: process_pool ≤ 3× thread_pool (get())",
-               fmt_time(process_median) + " vs " + fmt_time(thread_median),
-               process_median / thread_median, 3, true);
-    const double handoff = percentile(r.thread_handoff, 0.5);
-    add_target("(b) round trip: process_pool ≤ 3× thread_pool (hand-off to a worker thread)",
-               fmt_time(process_median) + " vs " + fmt_time(handoff), process_median / handoff, 3,
+    const double ring = percentile(r.raw_ring, 0.5);
+    add_target("(b) round trip: process_pool ≤ 4× crew's raw ring between two processes",
+               fmt_time(process_median) + " vs " + fmt_time(ring), process_median / ring, 4,
                true);
+    const double handoff = percentile(r.thread_handoff, 0.5);
+    add_target("(b) round trip: process_pool ≤ 1.5× thread_pool (hand-off to a worker thread)",
+               fmt_time(process_median) + " vs " + fmt_time(handoff), process_median / handoff,
+               1.5, true);
   }
   pp.reset();
   deep.reset();

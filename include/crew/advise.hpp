@@ -120,7 +120,7 @@ struct advise_options {
   std::chrono::milliseconds budget{3000};
   /// At most this many samples are run, spread evenly over the given inputs (at least 1).
   std::size_t max_samples = 8;
-  /// This machine's costs; empty: calibrate_machine_costs() runs (about half a second).
+  /// This machine's costs; empty: calibrate_machine_costs() runs.
   std::optional<machine_costs> costs;
   /// How many such tasks will run, if known: bounds the chunk size (rule 8).
   std::optional<std::size_t> tasks;

@@ -1,5 +1,7 @@
 // crew/algorithm.hpp — parallel map, for_each, parallel_for, reduce and transform_reduce over any
-// crew executor.
+// crew executor; parallel_for_blocks (f(block_begin, block_end)); submit_for / submit_for_blocks
+// (the loops without blocking: one future per chunk). Loop bounds may be of any integral type,
+// signed too ([-5, 5) is ten calls); the index has the bounds' common type.
 //
 // Two forms of each:
 //  - compile-time:  crew::map<&fn>(ex, inputs, {.grain = n}). Works on every executor (it only uses
@@ -24,6 +26,7 @@
 // are folded separately (each from `identity`), then the chunk results left to right.
 #pragma once
 
+#include <concepts>
 #include <cstddef>
 #include <functional>
 #include <iterator>
@@ -55,12 +58,53 @@ template <class R>
 concept chunkable_range = std::ranges::random_access_range<R> && std::ranges::sized_range<R>;
 
 namespace detail {
+/// The iterator to element i. (A view's difference type need not be std::ptrdiff_t: iota_view
+/// over 64-bit integers uses a wider one.)
+template <class R>
+auto at_index(R& inputs, std::size_t i) {
+  return std::ranges::begin(inputs) + static_cast<std::ranges::range_difference_t<R>>(i);
+}
+
 template <chunkable_range R>
 std::vector<std::ranges::range_value_t<R>> copy_chunk(const R& inputs, std::size_t lo,
                                                       std::size_t hi) {
-  auto first = std::ranges::begin(inputs) + static_cast<std::ptrdiff_t>(lo);
-  return {first, first + static_cast<std::ptrdiff_t>(hi - lo)};
+  std::vector<std::ranges::range_value_t<R>> out;
+  out.reserve(hi - lo);
+  auto it = at_index(inputs, lo);
+  for (std::size_t i = lo; i < hi; ++i, ++it) out.push_back(*it);
+  return out;
 }
+
+/// The number of values in [begin, end) of an integral type, 0 when begin >= end. Computed in
+/// the unsigned type, so that [-5, 5) is 10 and [INT64_MIN, INT64_MAX) does not overflow.
+template <std::integral I>
+constexpr std::size_t index_count(I begin, I end) noexcept {
+  if (!(begin < end)) return 0;
+  using U = std::make_unsigned_t<I>;
+  return static_cast<std::size_t>(static_cast<U>(static_cast<U>(end) - static_cast<U>(begin)));
+}
+
+/// begin + offset for an offset below index_count(begin, end): no signed overflow.
+template <std::integral I>
+constexpr I index_at(I begin, std::size_t offset) noexcept {
+  using U = std::make_unsigned_t<I>;
+  return static_cast<I>(static_cast<U>(static_cast<U>(begin) + static_cast<U>(offset)));
+}
+
+/// One task per chunk of [begin, end): ex.submit<Chunk>(chunk_begin, chunk_end).
+template <auto Chunk, class I, class E>
+std::vector<future<void>> submit_index_chunks(E& ex, I begin, I end, algorithm_options options) {
+  const std::size_t n = index_count(begin, end);
+  if (n == 0) return {};
+  return submit_chunks<void>(
+      plan_chunks(n, ex.concurrency(), options.grain), n, [&](std::size_t lo, std::size_t hi) {
+        return ex.template submit<Chunk>(index_at(begin, lo), index_at(begin, hi));
+      });
+}
+
+template <class A, class B>
+concept loop_bounds =
+    std::integral<A> && std::integral<B> && !std::same_as<A, bool> && !std::same_as<B, bool>;
 }  // namespace detail
 
 // ---------------------------------------------------------------- compile-time forms (any
@@ -101,17 +145,45 @@ void for_each(E& ex, const R& inputs, algorithm_options options = {}) {
   detail::gather(futures);
 }
 
-/// Calls Fn(i) for every i in [begin, end); nothing when begin >= end.
-template <auto Fn, executor E>
-void parallel_for(E& ex, std::size_t begin, std::size_t end, algorithm_options options = {}) {
-  if (begin >= end) return;
-  const std::size_t n = end - begin;
-  auto futures = detail::submit_chunks<void>(
-      detail::plan_chunks(n, ex.concurrency(), options.grain), n,
-      [&](std::size_t lo, std::size_t hi) {
-        return ex.template submit<&detail::for_index_chunk<Fn>>(begin + lo, begin + hi);
-      });
-  detail::gather(futures);
+/// Calls Fn(i) for every i in [begin, end), i of the bounds' common integral type (signed bounds
+/// work: [-5, 5) is ten calls); nothing when begin >= end.
+template <auto Fn, executor E, class B, class L>
+requires detail::loop_bounds<B, L>
+void parallel_for(E& ex, B begin, L end, algorithm_options options = {}) {
+  using I = std::common_type_t<B, L>;
+  detail::gather_all(detail::submit_index_chunks<&detail::for_index_chunk<Fn, I>, I>(
+      ex, static_cast<I>(begin), static_cast<I>(end), options));
+}
+
+/// Calls Fn(block_begin, block_end) once per chunk of [begin, end) (BS::thread_pool's blocks):
+/// for loops whose body wants its range at once.
+template <auto Fn, executor E, class B, class L>
+requires detail::loop_bounds<B, L>
+void parallel_for_blocks(E& ex, B begin, L end, algorithm_options options = {}) {
+  using I = std::common_type_t<B, L>;
+  detail::gather_all(detail::submit_index_chunks<&detail::for_block_chunk<Fn, I>, I>(
+      ex, static_cast<I>(begin), static_cast<I>(end), options));
+}
+
+/// As parallel_for, without blocking: one future per chunk, in order (empty when begin >= end).
+/// Wait for them all (crew::wait, when_all) before reading what the loop wrote.
+template <auto Fn, executor E, class B, class L>
+requires detail::loop_bounds<B, L>
+[[nodiscard]] std::vector<future<void>> submit_for(E& ex, B begin, L end,
+                                                   algorithm_options options = {}) {
+  using I = std::common_type_t<B, L>;
+  return detail::submit_index_chunks<&detail::for_index_chunk<Fn, I>, I>(
+      ex, static_cast<I>(begin), static_cast<I>(end), options);
+}
+
+/// As parallel_for_blocks, without blocking: one future per block, in order.
+template <auto Fn, executor E, class B, class L>
+requires detail::loop_bounds<B, L>
+[[nodiscard]] std::vector<future<void>> submit_for_blocks(E& ex, B begin, L end,
+                                                          algorithm_options options = {}) {
+  using I = std::common_type_t<B, L>;
+  return detail::submit_index_chunks<&detail::for_block_chunk<Fn, I>, I>(
+      ex, static_cast<I>(begin), static_cast<I>(end), options);
 }
 
 /// Folds inputs with Op (associative; identity is its identity element).
@@ -119,15 +191,16 @@ template <auto Op, executor E, chunkable_range R, class T>
 T reduce(E& ex, const R& inputs, T identity, algorithm_options options = {}) {
   const std::size_t n = std::ranges::size(inputs);
   if (n == 0) return identity;
-  auto futures = detail::submit_chunks<T>(
-      detail::plan_chunks(n, ex.concurrency(), options.grain), n,
-      [&](std::size_t lo, std::size_t hi) {
-        std::vector<T> chunk;
-        chunk.reserve(hi - lo);
-        auto first = std::ranges::begin(inputs) + static_cast<std::ptrdiff_t>(lo);
-        for (std::size_t i = lo; i < hi; ++i, ++first) chunk.push_back(static_cast<T>(*first));
-        return ex.template submit<&detail::reduce_chunk<Op, T>>(std::move(chunk), identity);
-      });
+  auto futures = detail::submit_chunks<T>(detail::plan_chunks(n, ex.concurrency(), options.grain),
+                                          n, [&](std::size_t lo, std::size_t hi) {
+                                            std::vector<T> chunk;
+                                            chunk.reserve(hi - lo);
+                                            auto first = detail::at_index(inputs, lo);
+                                            for (std::size_t i = lo; i < hi; ++i, ++first)
+                                              chunk.push_back(static_cast<T>(*first));
+                                            return ex.template submit<&detail::reduce_chunk<Op, T>>(
+                                                std::move(chunk), identity);
+                                          });
   T acc = identity;
   for (auto&& part : detail::gather(futures))
     acc = std::invoke(Op, std::move(acc), std::move(part));
@@ -168,7 +241,7 @@ auto map(E& ex, const R& inputs, F&& f, algorithm_options options = {}) {
         return ex.submit([&inputs, &f, lo, hi] {
           std::vector<out> part;
           part.reserve(hi - lo);
-          auto it = std::ranges::begin(inputs) + static_cast<std::ptrdiff_t>(lo);
+          auto it = detail::at_index(inputs, lo);
           for (std::size_t i = lo; i < hi; ++i, ++it) part.push_back(std::invoke(f, *it));
           return part;
         });
@@ -186,37 +259,86 @@ requires std::invocable<F&, std::ranges::range_reference_t<R&>>
 void for_each(E& ex, R&& inputs, F&& f, algorithm_options options = {}) {
   const std::size_t n = std::ranges::size(inputs);
   if (n == 0) return;
-  auto futures = detail::submit_chunks<void>(
-      detail::plan_chunks(n, ex.concurrency(), options.grain), n,
-      [&](std::size_t lo, std::size_t hi) {
-        return ex.submit([&inputs, &f, lo, hi] {
-          detail::with_local_copy(f, [&inputs, lo, hi](auto& g) {
-            auto it = std::ranges::begin(inputs) + static_cast<std::ptrdiff_t>(lo);
-            for (std::size_t i = lo; i < hi; ++i, ++it) std::invoke(g, *it);
-          });
-        });
-      });
-  detail::gather(futures);
-}
-
-/// Calls f(i) for every i in [begin, end); nothing when begin >= end.
-template <closure_executor E, class F>
-requires std::invocable<F&, std::size_t>
-void parallel_for(E& ex, std::size_t begin, std::size_t end, F&& f,
-                  algorithm_options options = {}) {
-  if (begin >= end) return;
-  const std::size_t n = end - begin;
   auto futures =
       detail::submit_chunks<void>(detail::plan_chunks(n, ex.concurrency(), options.grain), n,
                                   [&](std::size_t lo, std::size_t hi) {
-                                    return ex.submit([&f, first = begin + lo, last = begin + hi] {
-                                      detail::with_local_copy(f, [first, last](auto& g) {
-                                        for (std::size_t i = first; i < last; ++i)
-                                          std::invoke(g, i);
+                                    return ex.submit([&inputs, &f, lo, hi] {
+                                      detail::with_local_copy(f, [&inputs, lo, hi](auto& g) {
+                                        auto it = detail::at_index(inputs, lo);
+                                        for (std::size_t i = lo; i < hi; ++i, ++it)
+                                          std::invoke(g, *it);
                                       });
                                     });
                                   });
   detail::gather(futures);
+}
+
+namespace detail {
+/// One task per chunk of [begin, end), each calling body(g, first, last) with g a chunk-local
+/// copy of f (see with_local_copy). The tasks refer to f: it must outlive them.
+template <class E, class I, class F, class Body>
+std::vector<future<void>> submit_closure_chunks(E& ex, I begin, I end, F& f,
+                                                algorithm_options options, Body body) {
+  const std::size_t n = index_count(begin, end);
+  if (n == 0) return {};
+  return submit_chunks<void>(
+      plan_chunks(n, ex.concurrency(), options.grain), n, [&](std::size_t lo, std::size_t hi) {
+        return ex.submit([&f, body, first = index_at(begin, lo), last = index_at(begin, hi)] {
+          with_local_copy(f, [&body, first, last](auto& g) { body(g, first, last); });
+        });
+      });
+}
+}  // namespace detail
+
+/// Calls f(i) for every i in [begin, end), i of the bounds' common integral type (signed bounds
+/// work: [-5, 5) is ten calls); nothing when begin >= end.
+template <closure_executor E, class B, class L, class F>
+requires detail::loop_bounds<B, L> && std::invocable<F&, std::common_type_t<B, L>>
+void parallel_for(E& ex, B begin, L end, F&& f, algorithm_options options = {}) {
+  using I = std::common_type_t<B, L>;
+  auto futures = detail::submit_closure_chunks(ex, static_cast<I>(begin), static_cast<I>(end), f,
+                                               options, [](auto& g, I first, I last) {
+                                                 for (I i = first; i != last; ++i)
+                                                   std::invoke(g, i);
+                                               });
+  detail::gather_all(std::move(futures));
+}
+
+/// Calls f(block_begin, block_end) once per chunk of [begin, end).
+template <closure_executor E, class B, class L, class F>
+requires detail::loop_bounds<B, L> &&
+    std::invocable<F&, std::common_type_t<B, L>, std::common_type_t<B, L>>
+void parallel_for_blocks(E& ex, B begin, L end, F&& f, algorithm_options options = {}) {
+  using I = std::common_type_t<B, L>;
+  auto futures =
+      detail::submit_closure_chunks(ex, static_cast<I>(begin), static_cast<I>(end), f, options,
+                                    [](auto& g, I first, I last) { std::invoke(g, first, last); });
+  detail::gather_all(std::move(futures));
+}
+
+/// As parallel_for, without blocking: one future per chunk, in order. The tasks refer to f (not
+/// copied): f must outlive them — wait for every future (crew::wait) before it goes.
+template <closure_executor E, class B, class L, class F>
+requires detail::loop_bounds<B, L> && std::invocable<F&, std::common_type_t<B, L>>
+[[nodiscard]] std::vector<future<void>> submit_for(E& ex, B begin, L end, F& f,
+                                                   algorithm_options options = {}) {
+  using I = std::common_type_t<B, L>;
+  return detail::submit_closure_chunks(ex, static_cast<I>(begin), static_cast<I>(end), f, options,
+                                       [](auto& g, I first, I last) {
+                                         for (I i = first; i != last; ++i) std::invoke(g, i);
+                                       });
+}
+
+/// As parallel_for_blocks, without blocking; f must outlive the futures.
+template <closure_executor E, class B, class L, class F>
+requires detail::loop_bounds<B, L> &&
+    std::invocable<F&, std::common_type_t<B, L>, std::common_type_t<B, L>>
+[[nodiscard]] std::vector<future<void>> submit_for_blocks(E& ex, B begin, L end, F& f,
+                                                          algorithm_options options = {}) {
+  using I = std::common_type_t<B, L>;
+  return detail::submit_closure_chunks(
+      ex, static_cast<I>(begin), static_cast<I>(end), f, options,
+      [](auto& g, I first, I last) { std::invoke(g, first, last); });
 }
 
 /// Folds inputs with op (associative; identity is its identity element). Inputs are not copied.
@@ -229,8 +351,7 @@ reduce(E& ex, const R& inputs, T identity, Op&& op, algorithm_options options = 
                                           n, [&](std::size_t lo, std::size_t hi) {
                                             return ex.submit([&inputs, &op, &identity, lo, hi] {
                                               T acc = identity;
-                                              auto it = std::ranges::begin(inputs) +
-                                                        static_cast<std::ptrdiff_t>(lo);
+                                              auto it = detail::at_index(inputs, lo);
                                               for (std::size_t i = lo; i < hi; ++i, ++it)
                                                 acc = std::invoke(op, std::move(acc), *it);
                                               return acc;
@@ -248,18 +369,18 @@ requires std::invocable<Fn&, std::ranges::range_reference_t<const R&>> T transfo
     E& ex, const R& inputs, T identity, Op&& op, Fn&& fn, algorithm_options options = {}) {
   const std::size_t n = std::ranges::size(inputs);
   if (n == 0) return identity;
-  auto futures = detail::submit_chunks<T>(
-      detail::plan_chunks(n, ex.concurrency(), options.grain), n,
-      [&](std::size_t lo, std::size_t hi) {
-        return ex.submit([&inputs, &op, &fn, &identity, lo, hi] {
-          T acc = identity;
-          auto it = std::ranges::begin(inputs) + static_cast<std::ptrdiff_t>(lo);
-          for (std::size_t i = lo; i < hi; ++i, ++it) {
-            acc = std::invoke(op, std::move(acc), std::invoke(fn, *it));
-          }
-          return acc;
-        });
-      });
+  auto futures =
+      detail::submit_chunks<T>(detail::plan_chunks(n, ex.concurrency(), options.grain), n,
+                               [&](std::size_t lo, std::size_t hi) {
+                                 return ex.submit([&inputs, &op, &fn, &identity, lo, hi] {
+                                   T acc = identity;
+                                   auto it = detail::at_index(inputs, lo);
+                                   for (std::size_t i = lo; i < hi; ++i, ++it) {
+                                     acc = std::invoke(op, std::move(acc), std::invoke(fn, *it));
+                                   }
+                                   return acc;
+                                 });
+                               });
   T acc = identity;
   for (auto&& part : detail::gather(futures))
     acc = std::invoke(op, std::move(acc), std::move(part));

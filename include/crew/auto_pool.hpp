@@ -48,7 +48,7 @@ struct auto_pool_options {
   /// Passed to process and hybrid pools (process_pool_options has the meaning of each).
   std::size_t memory_limit = 0;
   unsigned retries = 0;
-  start_method start = start_method::fork;
+  start_method start = start_method::forkserver;
 };
 
 class auto_pool {

@@ -45,7 +45,7 @@ class task_error : public std::runtime_error {
     std::string task_name;        ///< the task's function name, when known
     std::size_t peak_memory = 0;  ///< bytes, for out_of_memory
     bool poisoned = false;        ///< the task killed every worker it was retried on
-    std::exception_ptr original;  ///< the task's own exception, when it ran in this process
+    std::exception_ptr original;  ///< the task's own exception (or its rebuilt copy), see original()
 
     /// Details that only name the task.
     static details named(std::string task) {
@@ -67,7 +67,8 @@ class task_error : public std::runtime_error {
   [[nodiscard]] const std::string& task_name() const noexcept { return info_.task_name; }
   [[nodiscard]] std::size_t peak_memory() const noexcept { return info_.peak_memory; }
   [[nodiscard]] bool poisoned() const noexcept { return info_.poisoned; }
-  /// The exception the task threw, when it ran in this process (thread pool); null otherwise.
+  /// The exception the task threw, when it ran in this process (thread pool), or its rebuilt copy
+  /// when it ran in another and its type is known there (crew/exception.hpp); null otherwise.
   [[nodiscard]] const std::exception_ptr& original() const noexcept { return info_.original; }
   [[nodiscard]] const details& info() const noexcept { return info_; }
 

@@ -25,7 +25,7 @@ struct hybrid_pool_options {
   /// Worker processes (at least 1). Default: enough that processes × threads = cores.
   std::size_t processes = std::max<std::size_t>(
       1, detail::hardware_workers() / std::min<std::size_t>(2, detail::hardware_workers()));
-  start_method start = start_method::fork;
+  start_method start = start_method::forkserver;
   /// As process_pool_options; a timeout stops the whole process of the overdue task (its other
   /// running tasks are retried elsewhere, not failed), a memory limit applies to each process
   /// and fails every task running in it, recycling counts tasks per thread.
@@ -37,6 +37,8 @@ struct hybrid_pool_options {
   task_ref initializer{};
   std::size_t pipeline_depth = 0;
   std::size_t channel_bytes = std::size_t{1} << 20;
+  std::chrono::milliseconds start_timeout{30'000};
+  std::chrono::milliseconds stop_timeout{2'000};
 
   [[nodiscard]] process_pool_options to_process_options() const {
     process_pool_options out;
@@ -50,6 +52,8 @@ struct hybrid_pool_options {
     out.initializer = initializer;
     out.pipeline_depth = pipeline_depth;
     out.channel_bytes = channel_bytes;
+    out.start_timeout = start_timeout;
+    out.stop_timeout = stop_timeout;
     return out;
   }
 };

@@ -1,9 +1,15 @@
-// crew/init.hpp — crew::init(argc, argv), the first statement of main() in programs whose pools
-// start workers by exec (start_method::spawn) or through a fork server (start_method::forkserver).
+// crew/init.hpp — crew::init(argc, argv): optional. Where crew is linked statically into the
+// program (the default build), spawn and forkserver workers start without it: they are copies
+// of the binary exec'd from /proc/self/exe that become workers after the binary's static
+// initializers and before main(), which never runs in them.
 //
-// In a normal run it records argv, starts the fork server while the process has one thread, and
-// returns. In a process started as a crew worker it serves tasks and never returns. Harmless when
-// no pool needs it. Not thread-safe: call it before starting threads.
+// Calling it at the top of main() keeps the older behaviour: exec'd workers and the forkserver
+// run main() up to this call, then become what they were started for (so what main() set up
+// before it is set up in every process). It is needed only where crew is a shared library (or
+// linked into one): there the executable's initializers run after crew's, so a worker cannot be
+// entered before main, and a spawn or forkserver pool made without init throws
+// std::logic_error saying so. In a normal run it records argv and returns; in a worker it never
+// returns. Harmless when no pool needs it. Not thread-safe: call it before starting threads.
 #pragma once
 
 namespace crew {

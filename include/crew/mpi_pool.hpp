@@ -197,8 +197,10 @@ class mpi_pool {
             return std::span<std::byte>{job.args};
           },
           std::index_sequence_for<A...>{}, std::forward<A>(args)...);
-    } catch (const serialization_error& e) {
-      state->fail(task_error{error_kind::serialization, e.what(),
+    } catch (const std::exception& e) {
+      // Whatever an argument's serialize() throws: the task never ran, its arguments failed.
+      state->fail(task_error{error_kind::serialization,
+                             std::string{"encoding the task's arguments: "} + e.what(),
                              task_error::details::named(std::string{entry.name})});
       return future<R>{std::move(state)};
     }

@@ -40,11 +40,12 @@
 
 namespace crew {
 
-/// How worker processes are started.
+/// How worker processes are started (docs/process_pool.md compares them, with figures).
 enum class start_method {
-  fork,        ///< fork the parent: fastest; workers share what the parent loaded, copy-on-write
-  spawn,       ///< fork + exec of this binary: a clean process; needs crew::init() in main
-  forkserver,  ///< forked by a clean helper started by crew::init(): fast and thread-safe
+  fork,        ///< fork this process: workers share what it loaded, copy-on-write; risky once
+               ///< other threads run (crew warns at each such fork); slower the larger it is
+  spawn,       ///< exec this binary for each worker: a clean process, before main()
+  forkserver,  ///< (default) fork workers from a clean copy of this binary, exec'd on first use
 };
 
 namespace detail {
@@ -57,7 +58,7 @@ inline std::size_t hardware_workers() noexcept {
 struct process_pool_options {
   /// Worker processes; at least 1 (std::invalid_argument otherwise).
   std::size_t workers = detail::hardware_workers();
-  start_method start = start_method::fork;
+  start_method start = start_method::forkserver;
   /// A task running longer is stopped (SIGTERM, then SIGKILL after kill_grace): timed_out.
   /// Zero: no limit.
   std::chrono::milliseconds task_timeout{0};
@@ -75,28 +76,40 @@ struct process_pool_options {
   /// Tasks sent ahead to each worker, so that it never waits for the parent between tasks.
   /// Zero: automatic — about 200 µs of work, measured as tasks complete (2 to 64 tasks).
   std::size_t pipeline_depth = 0;
-  /// Bytes of each shared-memory channel; larger messages stream through it.
+  /// Bytes of each shared-memory ring (rounded up to a power of two; 4 KiB to 1 GiB, else
+  /// std::invalid_argument). Messages larger than a quarter of it (or 64 KiB) travel in a memfd.
   std::size_t channel_bytes = std::size_t{1} << 20;
+  /// A worker must be serving (started, initializer done) within this time, or it is stopped
+  /// and counts as a failed start. Zero: no limit.
+  std::chrono::milliseconds start_timeout{30'000};
+  /// shutdown() and the destructor give workers this long to exit after their last task; past
+  /// it they are killed.
+  std::chrono::milliseconds stop_timeout{2'000};
 };
 
 struct process_pool_stats {
   std::size_t workers = 0;    ///< live worker processes
-  std::size_t queued = 0;     ///< submitted, not yet sent to a worker
-  std::size_t running = 0;    ///< sent to a worker, no result yet
+  std::size_t queued = 0;     ///< submitted, not started (in the pool or sent ahead to a worker)
+  std::size_t running = 0;    ///< started by a worker, no result yet
   std::size_t completed = 0;  ///< produced a value
   std::size_t failed = 0;     ///< ended with a task_error (any kind, cancellations included)
   std::size_t cancelled = 0;
-  std::size_t stolen = 0;    ///< always 0: tasks are dealt, not stolen
-  std::size_t restarts = 0;  ///< workers started to replace one that died or retired
-  std::size_t crashes = 0;   ///< workers that died while running a task
-  std::size_t timeouts = 0;  ///< workers stopped for a task past task_timeout
+  std::size_t stolen = 0;          ///< always 0: tasks are dealt, not stolen
+  std::size_t restarts = 0;        ///< workers started to replace one that died or retired
+  std::size_t crashes = 0;         ///< workers that died while running a task
+  std::size_t timeouts = 0;        ///< workers stopped for a task past task_timeout
+  std::size_t start_failures = 0;  ///< workers that died or were stopped before serving
+  /// No worker could be started (e.g. the initializer always fails): queued and later tasks
+  /// fail as worker_lost with the reason.
+  bool broken = false;
 };
 
 namespace detail {
 
 class process_pool_core;
 
-/// A task's state on a process pool: cancelling a started task asks the pool to stop it.
+/// A task's state on a process pool: cancelling a started task asks the pool to stop it, and a
+/// thread waiting for it collects results itself instead of waiting for the pool's collector.
 template <class R>
 class remote_state final : public shared_state<R> {
  public:
@@ -105,14 +118,23 @@ class remote_state final : public shared_state<R> {
 
  private:
   bool cancel_running() noexcept override;
+  bool drive_until(const std::chrono::steady_clock::time_point* deadline) const noexcept override;
   std::shared_ptr<process_pool_core> core_;
 };
 
 bool cancel_remote(process_pool_core& core, std::uint64_t seq) noexcept;
+bool drive_remote(process_pool_core& core, const state_base& state,
+                  const std::chrono::steady_clock::time_point* deadline) noexcept;
 
 template <class R>
 bool remote_state<R>::cancel_running() noexcept {
   return cancel_remote(*core_, seq);
+}
+
+template <class R>
+bool remote_state<R>::drive_until(
+    const std::chrono::steady_clock::time_point* deadline) const noexcept {
+  return drive_remote(*core_, *this, deadline);
 }
 
 namespace process {
@@ -126,6 +148,7 @@ struct submission {
   const task_entry* entry;
   state_base* state;  // the pool keeps a reference
   result_decoder decode;
+  std::size_t inline_limit;                                  // largest arguments kept in memory
   std::vector<std::byte> args;                               // small arguments, encoded
   std::unique_ptr<process::payload, payload_deleter> large;  // large ones, encoded in a memfd
 
@@ -157,13 +180,16 @@ class remote_pool {
                   "crew: submit<&fn>(args...) needs exactly fn's number of arguments");
     const detail::task_entry& entry = detail::registered_task<Fn>;
     auto state = detail::make_state<detail::remote_state<R>>(core_);
-    detail::submission job{&entry, state.get(), &detail::decode_result<R>, {}, {}};
+    detail::submission job{&entry, state.get(), &detail::decode_result<R>, inline_args_limit_,
+                           {},     {}};
     try {
       detail::encode_call<typename traits::params>(
           [&job](std::size_t bytes) { return job.allocate(bytes); },
           std::index_sequence_for<A...>{}, std::forward<A>(args)...);
-    } catch (const serialization_error& e) {
-      state->fail(task_error{error_kind::serialization, e.what(),
+    } catch (const std::exception& e) {
+      // Whatever an argument's serialize() throws: the task never ran, its arguments failed.
+      state->fail(task_error{error_kind::serialization,
+                             std::string{"encoding the task's arguments: "} + e.what(),
                              task_error::details::named(std::string{entry.name})});
       return future<R>{std::move(state)};
     }
@@ -181,8 +207,10 @@ class remote_pool {
   void wait_idle();
 
   /// Stops accepting tasks (later submits get pool_closed). drain: waits for every queued and
-  /// running task; cancel_pending: queued tasks end as cancelled, running ones finish. Then the
-  /// workers exit. Blocks. Idempotent; thread-safe.
+  /// running task; cancel_pending: queued tasks, and tasks sent ahead to a worker that has not
+  /// started them, end as cancelled (they never run); running ones finish. Then the workers are
+  /// asked to exit, and killed after stop_timeout. Blocks. Idempotent; safe from any number of
+  /// threads at once (each returns when the pool is shut down).
   void shutdown(shutdown_mode mode = shutdown_mode::drain);
 
   [[nodiscard]] process_pool_stats stats() const;
@@ -198,6 +226,7 @@ class remote_pool {
   std::uint64_t enqueue(detail::submission job);
 
   std::shared_ptr<detail::process_pool_core> core_;
+  std::size_t inline_args_limit_ = 0;
 };
 
 }  // namespace detail

@@ -1,10 +1,18 @@
-// crew/when.hpp — waiting on many futures: `as_completed` (one by one, in the order they finish)
-// and `when_all` (one future for all of them). Both work with futures from any crew executor,
-// mixed.
+// crew/when.hpp — waiting on many futures from any crew executors, mixed:
+//   as_completed   one by one, in the order they finish (owning them, or over the caller's
+//                  vector; optionally with a timeout)
+//   when_all       one future for all of them
+//   when_any       one future for the first of them (index + all the futures)
+//   wait           block until FIRST_COMPLETED / FIRST_EXCEPTION / ALL_COMPLETED, optionally
+//                  with a timeout: which are done, which are not (concurrent.futures.wait)
+//   then           a callback on a future's result, giving a future for the callback's result
 //
-// Thread-safety: an as_completed range is used by one thread. Blocking: next()/iteration blocks
-// until some future is ready; on a pool worker it runs other tasks meanwhile. Lifetime: the range
-// owns the futures it was given; it may be destroyed while tasks still run.
+// Thread-safety: a range or a future is used by one thread at a time; the futures passed by
+// reference must not be used by another thread during the call. Blocking: iteration and wait()
+// block until some future is ready (or the timeout); on a pool worker they run other tasks of the
+// pool meanwhile. when_all/when_any/then never block. Lifetime: owning ranges and the futures
+// returned by when_all/when_any/then own the futures they were given; nothing here needs the
+// executors to outlive it. docs/api.md describes every call and its edge cases.
 #pragma once
 
 #include <cstddef>
@@ -14,7 +22,15 @@
 #include <optional>
 #include <vector>
 
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <type_traits>
+
+#include "crew/detail/completion_queue.hpp"
 #include "crew/detail/notifier.hpp"
+#include "crew/detail/watch.hpp"
 #include "crew/future.hpp"
 
 namespace crew {
@@ -159,7 +175,7 @@ class as_completed_range {
 /// Hands the futures back in completion order. Every future must be valid (std::future_error
 /// with no_state otherwise, before anything is waited for).
 template <class T>
-as_completed_range<T> as_completed(std::vector<future<T>> futures) {
+as_completed_range<T> as_completed(std::vector<future<T>>&& futures) {
   for (const auto& f : futures) {
     if (!f.valid()) throw std::future_error(std::future_errc::no_state);
   }
@@ -236,6 +252,314 @@ future<std::vector<future<T>>> when_all(std::vector<future<T>> futures) {
   detail::state_ptr<detail::shared_state<std::vector<future<T>>>> ptr{state};
   state->arm();
   return future<std::vector<future<T>>>{std::move(ptr)};
+}
+
+// ------------------------------------------------------------- as_completed with a timeout
+
+/// The futures of a vector in the order they become ready, as references into that vector (the
+/// caller's, or one the range owns). Iteration ends when every future was handed out, or when
+/// the timeout passes: then timed_out() is true and the futures not handed out are still in the
+/// vector, untouched (concurrent.futures raises TimeoutError; a range cannot, so check).
+template <class T>
+class completion_order {
+ public:
+  completion_order(std::vector<future<T>>* futures, std::vector<future<T>> owned,
+                   std::optional<std::chrono::steady_clock::time_point> deadline)
+      : owned_(std::move(owned)),
+        futures_(futures != nullptr ? futures : &owned_),
+        deadline_(deadline) {
+    for (const auto& f : *futures_) {
+      if (!f.valid()) throw std::future_error(std::future_errc::no_state);
+    }
+    queue_ = detail::completion_queue::make(futures_->size());
+    for (std::size_t i = 0; i < futures_->size(); ++i) {
+      detail::watch(*(*futures_)[i].state(), queue_, i);
+    }
+  }
+  completion_order(const completion_order&) = delete;
+  completion_order& operator=(const completion_order&) = delete;
+  ~completion_order() { release(); }
+
+  /// The index (into the vector) of the next future to be ready, or nullopt at the end.
+  std::optional<std::size_t> next_index() {
+    if (taken_ == futures_->size() || timed_out_) return std::nullopt;
+    std::optional<std::size_t> slot = queue_->pop(deadline_ ? &*deadline_ : nullptr);
+    if (!slot) {
+      timed_out_ = true;
+      release();
+      return std::nullopt;
+    }
+    ++taken_;
+    return slot;
+  }
+
+  class iterator {
+   public:
+    using iterator_concept = std::input_iterator_tag;
+    using value_type = future<T>;
+    using difference_type = std::ptrdiff_t;
+    iterator() = default;
+    explicit iterator(completion_order* range) : range_(range) { advance(); }
+    future<T>& operator*() const { return (*range_->futures_)[*index_]; }
+    future<T>* operator->() const { return &**this; }
+    iterator& operator++() {
+      advance();
+      return *this;
+    }
+    void operator++(int) { advance(); }
+    friend bool operator==(const iterator& it, std::default_sentinel_t) { return !it.index_; }
+
+   private:
+    void advance() { index_ = range_->next_index(); }
+    completion_order* range_ = nullptr;
+    std::optional<std::size_t> index_;
+  };
+
+  iterator begin() { return iterator{this}; }
+  std::default_sentinel_t end() const noexcept { return {}; }
+
+  /// Whether iteration ended because the timeout passed.
+  [[nodiscard]] bool timed_out() const noexcept { return timed_out_; }
+  /// The futures (the caller's vector, or the one the range owns).
+  std::vector<future<T>>& futures() noexcept { return *futures_; }
+
+ private:
+  /// Stops watching the futures not ready yet (so that they can be waited on again cheaply).
+  void release() noexcept {
+    if (!queue_) return;
+    for (auto& f : *futures_) {
+      if (f.valid()) detail::unwatch(*f.state(), queue_.get());
+    }
+  }
+
+  std::vector<future<T>> owned_;
+  std::vector<future<T>>* futures_;
+  std::optional<std::chrono::steady_clock::time_point> deadline_;
+  std::shared_ptr<detail::completion_queue> queue_;
+  std::size_t taken_ = 0;
+  bool timed_out_ = false;
+};
+
+/// The caller's futures in completion order, as references into `futures` (which must outlive
+/// the range and not be resized meanwhile; the futures stay in it, so they can be read at any
+/// time). Every future must be valid (std::future_error with no_state otherwise).
+template <class T>
+completion_order<T> as_completed(std::vector<future<T>>& futures) {
+  return completion_order<T>{&futures, {}, std::nullopt};
+}
+
+/// As above, ending when `timeout` passes (zero or negative: hands out only those ready now).
+template <class T, class Rep, class Period>
+completion_order<T> as_completed(std::vector<future<T>>& futures,
+                                 std::chrono::duration<Rep, Period> timeout) {
+  return completion_order<T>{&futures,
+                             {},
+                             std::chrono::steady_clock::now() +
+                                 std::chrono::ceil<std::chrono::steady_clock::duration>(timeout)};
+}
+
+/// Owning the futures, ending when `timeout` passes; futures() holds those not handed out.
+template <class T, class Rep, class Period>
+completion_order<T> as_completed(std::vector<future<T>>&& futures,
+                                 std::chrono::duration<Rep, Period> timeout) {
+  return completion_order<T>{nullptr, std::move(futures),
+                             std::chrono::steady_clock::now() +
+                                 std::chrono::ceil<std::chrono::steady_clock::duration>(timeout)};
+}
+
+// ---------------------------------------------------------------------------------- when_any
+
+/// What when_any's future holds: every future it was given, in their order, and the index of
+/// one that is ready (the first seen ready). For an empty set, index is npos.
+template <class T>
+struct when_any_result {
+  static constexpr std::size_t npos = static_cast<std::size_t>(-1);
+  std::size_t index = npos;
+  std::vector<future<T>> futures;
+};
+
+namespace detail {
+
+template <class T>
+class any_watcher final : public watcher {
+ public:
+  any_watcher(std::vector<future<T>> futures, state_ptr<shared_state<when_any_result<T>>> result)
+      : futures_(std::move(futures)), result_(std::move(result)) {}
+
+  void on_ready(std::size_t index) noexcept override {
+    if (fired_.exchange(true, std::memory_order_acq_rel)) return;
+    for (std::size_t i = 0; i < futures_.size(); ++i) {
+      if (i != index) unwatch(*futures_[i].state(), this);
+    }
+    auto result = std::move(result_);
+    result->set_value(when_any_result<T>{index, std::move(futures_)});
+  }
+
+ private:
+  std::atomic<bool> fired_{false};
+  std::vector<future<T>> futures_;
+  state_ptr<shared_state<when_any_result<T>>> result_;
+};
+
+}  // namespace detail
+
+/// One future that becomes ready as soon as one of `futures` is; it holds them all. Every
+/// future must be valid (std::future_error otherwise). An empty set gives a future that is ready
+/// at once, with index npos and no futures (as std::experimental::when_any).
+template <class T>
+future<when_any_result<T>> when_any(std::vector<future<T>> futures) {
+  for (const auto& f : futures) {
+    if (!f.valid()) throw std::future_error(std::future_errc::no_state);
+  }
+  auto state = detail::make_state<detail::shared_state<when_any_result<T>>>();
+  future<when_any_result<T>> out{state};
+  if (futures.empty()) {
+    state->set_value(when_any_result<T>{});
+    return out;
+  }
+  std::vector<detail::state_base*> states;
+  states.reserve(futures.size());
+  for (auto& f : futures) states.push_back(f.state());
+  auto w = std::make_shared<detail::any_watcher<T>>(std::move(futures), std::move(state));
+  // The futures now live in the watcher; their states are kept alive by the watcher (until it
+  // fires) and then by the result.
+  for (std::size_t i = 0; i < states.size(); ++i) {
+    detail::watch(*states[i], w, i);
+    if (states[i]->is_ready()) break;  // fired: the rest need no watching
+  }
+  return out;
+}
+
+// -------------------------------------------------------------------------------------- wait
+
+/// When wait() returns (concurrent.futures' FIRST_COMPLETED, FIRST_EXCEPTION, ALL_COMPLETED).
+enum class return_when {
+  first_completed,  ///< as soon as any future is ready
+  first_exception,  ///< as soon as any future fails (holds a task_error), else when all are ready
+  all_completed,    ///< when every future is ready
+};
+
+/// Which futures were ready when wait() returned, as indices into its vector, ascending.
+struct wait_result {
+  std::vector<std::size_t> done;
+  std::vector<std::size_t> not_done;
+};
+
+namespace detail {
+
+template <class T>
+bool wait_satisfied(const std::vector<future<T>>& futures, return_when when) {
+  bool all = true;
+  for (const auto& f : futures) {
+    const bool ready = f.state()->is_ready();
+    if (ready && when == return_when::first_completed) return true;
+    if (ready && when == return_when::first_exception && f.state()->has_error()) return true;
+    all = all && ready;
+  }
+  return all;
+}
+
+template <class T>
+wait_result wait_impl(std::vector<future<T>>& futures, return_when when,
+                      const std::chrono::steady_clock::time_point* deadline) {
+  for (const auto& f : futures) {
+    if (!f.valid()) throw std::future_error(std::future_errc::no_state);
+  }
+  if (!wait_satisfied(futures, when) &&
+      (deadline == nullptr || std::chrono::steady_clock::now() < *deadline)) {
+    auto queue = completion_queue::make(futures.size());
+    for (std::size_t i = 0; i < futures.size(); ++i) {
+      if (!futures[i].state()->is_ready()) watch(*futures[i].state(), queue, i);
+    }
+    while (!wait_satisfied(futures, when)) {
+      if (!queue->pop(deadline)) break;  // timed out
+    }
+    for (auto& f : futures) unwatch(*f.state(), queue.get());
+  }
+  wait_result out;
+  for (std::size_t i = 0; i < futures.size(); ++i) {
+    (futures[i].state()->is_ready() ? out.done : out.not_done).push_back(i);
+  }
+  return out;
+}
+
+}  // namespace detail
+
+/// Blocks until the condition `when` holds for `futures` (which stay in the caller's vector,
+/// unconsumed). Every future must be valid (std::future_error otherwise); an empty vector
+/// returns at once with both sets empty.
+template <class T>
+wait_result wait(std::vector<future<T>>& futures, return_when when = return_when::all_completed) {
+  return detail::wait_impl(futures, when, nullptr);
+}
+
+/// As above, returning when `timeout` passes at the latest (zero or negative: looks once, never
+/// blocks). A timeout is not an error: not_done says what is still running.
+template <class T, class Rep, class Period>
+wait_result wait(std::vector<future<T>>& futures, return_when when,
+                 std::chrono::duration<Rep, Period> timeout) {
+  const auto deadline = std::chrono::steady_clock::now() +
+                        std::chrono::ceil<std::chrono::steady_clock::duration>(timeout);
+  return detail::wait_impl(futures, when, &deadline);
+}
+
+// -------------------------------------------------------------------------------------- then
+
+namespace detail {
+
+template <class T, class F>
+using then_result_t = std::decay_t<std::invoke_result_t<F&, outcome<T>>>;
+
+template <class T, class F>
+class then_watcher final : public watcher {
+ public:
+  using R = then_result_t<T, F>;
+  then_watcher(future<T> source, F fn, state_ptr<shared_state<R>> result)
+      : source_(std::move(source)), fn_(std::move(fn)), result_(std::move(result)) {}
+
+  void on_ready(std::size_t /*tag*/) noexcept override {
+    auto result = std::move(result_);
+    try {
+      outcome<T> value = source_.result();  // ready: does not block
+      if constexpr (std::is_void_v<R>) {
+        std::invoke(fn_, std::move(value));
+        result->set_value();
+      } else {
+        result->set_value(std::invoke(fn_, std::move(value)));
+      }
+    } catch (...) {
+      result->set_exception(std::current_exception());
+    }
+  }
+
+ private:
+  future<T> source_;
+  F fn_;
+  state_ptr<shared_state<R>> result_;
+};
+
+}  // namespace detail
+
+/// Runs fn(outcome<T>) once `f` is ready — on the thread that completes it (a pool worker, a
+/// process pool's result thread), or at once in this call if it is ready already — and returns a
+/// future for fn's result. fn receives the value or the task_error, so it runs for failures too.
+/// If fn throws, the returned future holds that exception: get() rethrows it, result() gives a
+/// task_error of kind exception whose original() is it. Keep fn short and non-blocking: it
+/// delays whatever that thread does next (submit a task from it for long work). `f` is consumed
+/// (std::future_error with no_state if it is not valid).
+template <class T, class F>
+requires std::invocable < std::decay_t<F>
+&, outcome < T >> auto then(future<T> f, F&& fn)
+                      -> future<detail::then_result_t<T, std::decay_t<F>>> {
+  using R = detail::then_result_t<T, std::decay_t<F>>;
+  if (!f.valid()) throw std::future_error(std::future_errc::no_state);
+  auto state = detail::make_state<detail::shared_state<R>>();
+  future<R> out{state};
+  detail::state_base* source = f.state();
+  auto w = std::make_shared<detail::then_watcher<T, std::decay_t<F>>>(
+      std::move(f), std::forward<F>(fn), std::move(state));
+  detail::watch(*source, std::move(w), 0);
+  return out;
 }
 
 }  // namespace crew

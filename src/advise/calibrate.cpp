@@ -1,5 +1,5 @@
 // crew::calibrate_machine_costs: this machine's prices for threads and processes, measured with
-// crew's own thread_pool and process_pool in well under a second (about 0.3 s on 2 cores).
+// crew's own thread_pool and process_pool: a few hundred short timings.
 #include <sched.h>
 #include <sys/wait.h>
 #include <unistd.h>

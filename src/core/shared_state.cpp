@@ -134,6 +134,8 @@ void state_base::wait() const {
   // Not started yet: run it here rather than sleep until a worker gets to it. The state is never
   // const itself, only this view of it.
   if (status() == pending && const_cast<state_base*>(this)->run_inline()) return;
+  // A remote pool's waiter collects results itself rather than wait for its collector.
+  if (drive_until(nullptr)) return;
   if (spin_until_ready()) return;
   sleep_until_ready(nullptr);
 }
@@ -145,6 +147,7 @@ bool state_base::wait_until(std::chrono::steady_clock::time_point deadline) cons
   }
   // A thread outside any pool never runs the task itself here: a timed wait must not turn into
   // running a task of unknown length.
+  if (drive_until(&deadline)) return true;
   sleep_until_ready(&deadline);
   return is_ready();
 }

@@ -29,6 +29,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "crew/exception.hpp"
 #include "crew/mpi_pool.hpp"
 #include "mpi/protocol.hpp"
 #include "mpi/runtime.hpp"
@@ -823,13 +824,9 @@ void mpi_pool_core::complete(std::vector<mpi_completion>& done) noexcept {
           c.record->decode(state, c.payload);
           completed_.fetch_add(1, std::memory_order_relaxed);
           continue;
-        case result_status::exception: {
-          std::pair<std::string, std::string> what;
-          codec::decode_into(c.payload, what);
-          info.remote_type = std::move(what.first);
-          state.fail(task_error{error_kind::exception, what.second, std::move(info)});
+        case result_status::exception:
+          state.fail(remote_exception_error(c.payload, std::move(info)));
           break;
-        }
         case result_status::bad_request: {
           std::string what;
           codec::decode_into(c.payload, what);

@@ -32,16 +32,6 @@
 
 namespace crew::detail::mpi {
 
-std::string current_exception_type() {
-  const std::type_info* type = abi::__cxa_current_exception_type();
-  if (type == nullptr) return "unknown";
-  int status = 0;
-  char* name = abi::__cxa_demangle(type->name(), nullptr, nullptr, &status);
-  std::string out = status == 0 && name != nullptr ? name : type->name();
-  std::free(name);
-  return out;
-}
-
 namespace {
 
 using clock = std::chrono::steady_clock;
@@ -160,14 +150,8 @@ void run_task(const request_header& request, std::span<const std::byte> args, ba
     sink.finish();
   } catch (const serialization_error& e) {
     sink.fail(result_status::bad_request, codec::encode(std::string{e.what()}));
-  } catch (const std::exception& e) {
-    sink.fail(result_status::exception, codec::encode(std::pair<std::string, std::string>{
-                                            current_exception_type(), e.what()}));
   } catch (...) {
-    sink.fail(result_status::exception,
-              codec::encode(std::pair<std::string, std::string>{
-                  current_exception_type(),
-                  "task threw an exception that does not derive from std::exception"}));
+    sink.fail(result_status::exception, encode_exception(std::current_exception()));
   }
   running_task = {};
 }

@@ -3,8 +3,10 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <cstdint>
 #include <memory>
 #include <numeric>
+#include <ranges>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -247,6 +249,103 @@ TEST_P(Algorithm, GrainZeroAndHugeGrainBothWork) {
   crew::parallel_for(pool_, 0, 1000, [&sum](std::size_t i) { sum += static_cast<long>(i); },
                      {.grain = 1'000'000});
   EXPECT_EQ(sum.load(), 2 * 999L * 1000 / 2);
+}
+
+// ------------------------------------------------------- loops over any integral type, views
+
+std::atomic<long> g_index_sum{0};
+std::atomic<int> g_index_calls{0};
+void record_index(std::int64_t i) {
+  g_index_sum += i;
+  ++g_index_calls;
+}
+void record_block(std::int64_t b, std::int64_t e) {
+  for (auto i = b; i < e; ++i) g_index_sum += i;
+  g_index_calls += static_cast<int>(e - b);
+}
+void record_small(std::int8_t i) {
+  g_index_sum += i;
+  ++g_index_calls;
+}
+long twice(long x) {
+  return 2 * x;
+}
+
+TEST_P(Algorithm, ParallelForOverSignedBoundsRunsEveryIndex) {
+  copying_executor ex{pool_};
+  g_index_sum = 0;
+  g_index_calls = 0;
+  crew::parallel_for<&record_index>(ex, std::int64_t{-5}, std::int64_t{5});
+  EXPECT_EQ(g_index_calls.load(), 10);
+  EXPECT_EQ(g_index_sum.load(), -5);
+  std::atomic<int> calls{0};
+  std::atomic<long> sum{0};
+  crew::parallel_for(pool_, std::int64_t{-5}, std::int64_t{5}, [&](std::int64_t i) {
+    ++calls;
+    sum += i;
+  });
+  EXPECT_EQ(calls.load(), 10);
+  EXPECT_EQ(sum.load(), -5);
+  // The extremes of a small type: no overflow, every value once.
+  g_index_sum = 0;
+  g_index_calls = 0;
+  crew::parallel_for<&record_small>(ex, std::int8_t{-128}, std::int8_t{127}, {.grain = 7});
+  EXPECT_EQ(g_index_calls.load(), 255);
+  EXPECT_EQ(g_index_sum.load(), -255);  // -128 + ... + 126
+  // Empty and reversed ranges run nothing.
+  calls = 0;
+  crew::parallel_for(pool_, -3, -3, [&](int) { ++calls; });
+  crew::parallel_for(pool_, 3, -3, [&](int) { ++calls; });
+  EXPECT_EQ(calls.load(), 0);
+}
+
+TEST_P(Algorithm, BlockFormAndFutureFormsCoverTheRangeOnce) {
+  copying_executor ex{pool_};
+  g_index_sum = 0;
+  g_index_calls = 0;
+  crew::parallel_for_blocks<&record_block>(ex, std::int64_t{-100}, std::int64_t{100}, {.grain = 9});
+  EXPECT_EQ(g_index_calls.load(), 200);
+  EXPECT_EQ(g_index_sum.load(), -100);
+
+  std::vector<std::atomic<int>> hits(100);
+  auto body = [&hits](int i) { ++hits[static_cast<std::size_t>(i)]; };
+  auto futures = crew::submit_for(pool_, 0, 100, body, {.grain = 8});
+  EXPECT_EQ(futures.size(), 13U);
+  for (auto& f : futures) f.get();
+  for (auto& h : hits) EXPECT_EQ(h.load(), 1);
+
+  std::atomic<int> blocks{0};
+  std::atomic<int> covered{0};
+  auto block = [&](long b, long e) {
+    ++blocks;
+    covered += static_cast<int>(e - b);
+  };
+  auto block_futures = crew::submit_for_blocks(pool_, 0L, 1000L, block, {.grain = 100});
+  for (auto& f : block_futures) f.get();
+  EXPECT_EQ(blocks.load(), 10);
+  EXPECT_EQ(covered.load(), 1000);
+
+  g_index_calls = 0;
+  auto remote = crew::submit_for<&record_index>(ex, std::int64_t{0}, std::int64_t{50});
+  for (auto& f : remote) f.get();
+  EXPECT_EQ(g_index_calls.load(), 50);
+  EXPECT_TRUE(crew::submit_for<&record_index>(ex, 5, 5).empty());
+}
+
+TEST_P(Algorithm, MapAcceptsViewsWithWideDifferenceTypes) {
+  copying_executor ex{pool_};
+  // iota_view<long, long>'s difference type is wider than std::ptrdiff_t.
+  const auto out = crew::map<&twice>(ex, std::views::iota(0L, 10L), {.grain = 3});
+  ASSERT_EQ(out.size(), 10U);
+  for (std::size_t i = 0; i < out.size(); ++i) EXPECT_EQ(out[i], 2 * static_cast<long>(i));
+  EXPECT_EQ(crew::reduce<&add>(ex, std::views::iota(1L, 101L), 0L), 5050L);
+  const auto local = crew::map(pool_, std::views::iota(0L, 10L), [](long x) { return x + 1; });
+  EXPECT_EQ(local.back(), 10L);
+  // A transformed view and a subrange of a vector are random access and sized too.
+  const std::vector<long> v{1, 2, 3, 4};
+  EXPECT_EQ(crew::map<&twice>(ex, std::views::transform(v, [](long x) { return x * 10; })).back(),
+            80L);
+  EXPECT_EQ(crew::map<&twice>(ex, std::ranges::subrange(v.begin() + 1, v.end())).front(), 4L);
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
 // The three ways to start workers — fork, spawn (fork + exec) and forkserver — give the same
 // results and the same fault handling. This binary has its own main() that calls crew::init(),
-// as spawn and forkserver require.
+// so exec'd workers and the forkserver enter there, after main() ran up to it
+// (start_without_init_test covers programs that do not call it).
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -118,8 +119,8 @@ TEST(ForkWarning, WarnsOnceWhenThreadsRun) {
       while (!stop) std::this_thread::sleep_for(1ms);
     }};
     {
-      crew::process_pool a{{.workers = 1}};
-      crew::process_pool b{{.workers = 1}};
+      crew::process_pool a{{.workers = 1, .start = start_method::fork}};
+      crew::process_pool b{{.workers = 1, .start = start_method::fork}};
       (void)a.submit<&square>(2).get();
     }
     stop = true;

@@ -16,6 +16,8 @@
 #include "experiments/fault_isolation.hpp"
 #include "experiments/pools.hpp"
 #include "lab/experiment.hpp"
+#include "lab/machine.hpp"
+#include "lab/report.hpp"
 
 namespace crew::lab {
 namespace {
@@ -161,6 +163,48 @@ TEST(PoolMeasurements, SharedMemoryRingRoundTrips) {
     ASSERT_EQ(v.size(), 3u) << bytes;
     for (double x : v) EXPECT_GT(x, 0) << bytes;
   }
+}
+
+TEST(PoolMeasurements, SharedMemoryRingBetweenThreadsRoundTrips) {
+  for (std::size_t bytes : {std::size_t{64}, std::size_t{3} << 20}) {  // whole, and streamed
+    const auto v = pools::thread_ring_samples(bytes, 4, 3);
+    ASSERT_EQ(v.size(), 3u) << bytes;
+    for (double x : v) EXPECT_GT(x, 0) << bytes;
+  }
+}
+
+// Fairness: the threads-against-processes comparison of the communication experiment uses one
+// mechanism and one waiting strategy on both sides, and every series names its mechanism (in
+// the JSON too), so a reader sees exactly where two rows differ.
+TEST(Fairness, CommunicationComparesThreadsAndProcessesThroughTheSameMechanism) {
+  const experiment* e = find_experiment("communication");
+  ASSERT_NE(e, nullptr);
+  config cfg = small_config();
+  cfg.quick = true;
+  silent_progress quiet;
+  const result r = e->run(cfg, quiet);
+  const series* threads = find_series(r, "threads: crew shared-memory ring, 64.0 B");
+  const series* processes = find_series(r, "processes: crew shared-memory ring, 64.0 B");
+  ASSERT_NE(threads, nullptr);
+  ASSERT_NE(processes, nullptr);
+  EXPECT_TRUE(threads->has_data()) << threads->note;
+  EXPECT_TRUE(processes->has_data()) << processes->note;
+  EXPECT_FALSE(threads->mechanism.empty());
+  EXPECT_EQ(threads->mechanism, processes->mechanism);
+  EXPECT_NE(threads->mechanism.find("futex"), std::string::npos) << threads->mechanism;
+  for (const auto& s : r.data) EXPECT_FALSE(s.mechanism.empty()) << s.name;
+  const auto j = to_json(describe_machine(), cfg, {r});
+  for (const auto& s : j["experiments"][0]["series"])
+    EXPECT_TRUE(s.contains("mechanism")) << s["name"];
+  EXPECT_NE(r.measured.find("through crew's ring: processes"), std::string::npos) << r.measured;
+  // The output says it too: one "How:" line names both ring rows and their one mechanism.
+  const auto how = mechanism_lines(r);
+  ASSERT_FALSE(how.empty());
+  EXPECT_EQ(how[0].rfind("threads: crew shared-memory ring and processes: crew shared-memory "
+                         "ring: ",
+                         0),
+            0u)
+      << how[0];
 }
 
 TEST(PoolMeasurements, ProcessPoolTaskRoundTrips) {

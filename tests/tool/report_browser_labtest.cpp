@@ -1,5 +1,6 @@
 // Opens HTML reports in headless Chromium: they must load without console errors (no script,
-// no network) and every chart must hold the data points it announces.
+// no network), every chart must hold the data points it announces, and no text of a chart —
+// bar labels, values, ticks, legends — may be cut off by the chart's edges.
 #include <gtest/gtest.h>
 
 #include <sys/wait.h>
@@ -43,7 +44,7 @@ page load(const fs::path& html, const fs::path& dir) {
       std::string("timeout 90 ") + chromium +
       " --headless --no-sandbox --disable-gpu --no-first-run"
       " --disable-background-networking --disable-component-update --disable-sync"
-      " --enable-logging=stderr --v=0 --user-data-dir=" +
+      " --window-size=1200,900 --enable-logging=stderr --v=0 --user-data-dir=" +
       profile.string() + " --dump-dom file://" + html.string() + " > " + dom.string() + " 2> " +
       log.string();
   page p;
@@ -52,6 +53,60 @@ page load(const fs::path& html, const fs::path& dir) {
   p.dom = slurp(dom);
   p.log = slurp(log);
   return p;
+}
+
+// The report has no script of its own; this one is added to a copy of it for the test. For each
+// <text> of each chart it compares the box the browser drew it in (transforms included) with the
+// chart's box, and writes every text that sticks out into the DOM, which --dump-dom returns.
+constexpr const char* clip_probe = R"JS(<script>
+window.addEventListener('load', () => {
+  const out = [];
+  let texts = 0;
+  for (const svg of document.querySelectorAll('svg.chart')) {
+    const box = svg.getBoundingClientRect();
+    for (const t of svg.querySelectorAll('text')) {
+      ++texts;
+      const r = t.getBoundingClientRect();
+      if (r.left < box.left - 0.5 || r.right > box.right + 0.5 ||
+          r.top < box.top - 0.5 || r.bottom > box.bottom + 0.5)
+        out.push(t.textContent + ' [' + Math.round(r.left - box.left) + '..' +
+                 Math.round(r.right - box.left) + ' of ' + Math.round(box.width) + ']');
+    }
+  }
+  const p = document.createElement('pre');
+  p.id = 'clip-report';
+  p.textContent = 'texts=' + texts + '\n' + out.join('\n');
+  document.body.appendChild(p);
+});
+</script>)JS";
+
+// What clip_probe found: the number of chart texts it checked and every clipped one.
+struct clip_result {
+  int texts = -1;
+  std::string clipped;
+};
+
+clip_result probe_clipping(const fs::path& html, const fs::path& dir) {
+  std::string text = slurp(html);
+  const auto end = text.rfind("</body>");
+  text.insert(end == std::string::npos ? text.size() : end, clip_probe);
+  const fs::path probed = dir / "probed.html";
+  std::ofstream(probed) << text;
+  const page p = load(probed, dir);
+  clip_result r;
+  const std::regex re(R"re(<pre id="clip-report">texts=(\d+)\n?([\s\S]*?)</pre>)re");
+  std::smatch m;
+  if (std::regex_search(p.dom, m, re)) {
+    r.texts = std::stoi(m[1]);
+    r.clipped = m[2];
+  }
+  return r;
+}
+
+void expect_nothing_clipped(const fs::path& html, const fs::path& dir) {
+  const clip_result c = probe_clipping(html, dir);
+  EXPECT_GT(c.texts, 0) << "the probe did not run";
+  EXPECT_EQ(c.clipped, "") << "chart texts cut off by the chart's edges:\n" << c.clipped;
 }
 
 int count(const std::string& s, const std::regex& re) {
@@ -137,6 +192,37 @@ TEST_F(BrowserReport, SyntheticReportRendersEveryPoint) {
   EXPECT_EQ(html.find("<script"), std::string::npos);
   EXPECT_EQ(html.find("http://"),
             html.find("http://www.w3.org/2000/svg"));  // only the SVG namespace
+  expect_nothing_clipped(file, dir_);
+}
+
+// The names that were cut off in real reports: a long bar label on the left, a long legend
+// entry on the right.
+TEST_F(BrowserReport, LongNamesAreNotClipped) {
+  result bars = bars_and_lines(chart_kind::bars);
+  bars.data[0].name = "crew process_pool start-up to first result (forkserver, 2 workers)";
+  bars.data[1].name =
+      "processes: crew shared-memory ring between the bench and a forked echo "
+      "child, 64.0 MiB";
+  result lines = bars_and_lines(chart_kind::lines);
+  for (auto& s : lines.data)
+    if (s.group == "group 1") s.group = "processes: crew process_pool task (encode, rings, decode)";
+  const fs::path file = dir_ / "long.html";
+  std::ofstream(file) << render_html(describe_machine(), config{}, {bars, lines});
+  const page p = load(file, dir_);
+  expect_clean_console(p);
+  expect_charts_drawn(p.dom, 2);
+  expect_nothing_clipped(file, dir_);
+
+  // The probe itself can fail: a label pushed past the edge is reported.
+  std::string html = slurp(file);
+  const std::string needle = "class=\"lbl\">crew process_pool start-up";
+  const auto at = html.find(needle);
+  ASSERT_NE(at, std::string::npos);
+  const auto x = html.rfind("x=\"", at);
+  html.replace(x, html.find('"', x + 3) - x + 1, "x=\"40\"");
+  std::ofstream(file) << html;
+  EXPECT_NE(probe_clipping(file, dir_).clipped.find("crew process_pool start-up"),
+            std::string::npos);
 }
 
 TEST_F(BrowserReport, RealBenchReportRendersEveryChart) {
@@ -152,6 +238,7 @@ TEST_F(BrowserReport, RealBenchReportRendersEveryChart) {
   // crew's own pools are measured next to raw threads and processes.
   EXPECT_NE(p.dom.find("crew process_pool"), std::string::npos);
   EXPECT_NE(p.dom.find("crew hybrid_pool"), std::string::npos);
+  expect_nothing_clipped(file, dir_);
 }
 
 }  // namespace

@@ -36,9 +36,9 @@ int main(int argc, char** argv) {
   bench_cmd->add_option("--repeat", bench.repeat,
                         "Measured runs per figure (default 5 with --quick, else 11)");
   bench_cmd->add_option("--json", bench.json_path,
-                        "Write every raw sample and the machine to this JSON file");
+                        "Write every raw sample and the machine to this JSON file (- for stdout)");
   bench_cmd->add_option("--html", bench.html_path,
-                        "Write a self-contained HTML report to this file");
+                        "Write a self-contained HTML report to this file (- for stdout)");
 
   crew::lab::advise_options advise;
   auto* advise_cmd = app.add_subcommand(
@@ -50,13 +50,20 @@ int main(int argc, char** argv) {
                          "Machine costs from a `crew bench --json` file instead of a calibration");
   advise_cmd->add_option("--tasks", advise.tasks,
                          "How many such tasks you will run (sharpens chunk size and prediction)");
-  advise_cmd->add_option("--json", advise.json_path, "Write the profile, costs and advice as JSON");
-  advise_cmd->add_option("command", advise.command, "The command to measure, after --")->required();
+  advise_cmd->add_option("--json", advise.json_path,
+                         "Write the profile, costs and advice as JSON (- for stdout)");
+  advise_cmd->add_option("--stdin", advise.stdin_path,
+                         "A file to give the command as its standard input (default /dev/null)");
+  // Not ->required(): run_advise says how to give the command, in one line with exit code 2.
+  advise_cmd->add_option("command", advise.command, "The command to measure, after --");
 
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    // --help and --version exit 0; every parse error exits 2, as docs/bench.md and
+    // docs/advise.md document (CLI11's own codes run from 100 up).
+    const int code = app.exit(e);
+    return code == 0 ? 0 : 2;
   }
   try {
     if (bench_cmd->parsed()) return crew::lab::run_bench(bench, std::cout, std::cerr);

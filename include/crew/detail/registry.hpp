@@ -15,6 +15,8 @@
 #include <cstdint>
 #include <functional>
 #include <span>
+#include <stdexcept>
+#include <string>
 #include <string_view>
 #include <tuple>
 #include <type_traits>
@@ -133,11 +135,26 @@ decltype(auto) pass_as(V& value) noexcept {
   }
 }
 
+/// Runs `step` (decoding the arguments or encoding the result), turning whatever a user type's
+/// serialize() throws there into a serialization_error: the task's own code did not fail.
+template <class Step>
+void codec_step(const char* what, Step&& step) {
+  try {
+    step();
+  } catch (const serialization_error&) {
+    throw;
+  } catch (const std::exception& e) {
+    throw serialization_error(std::string{what} + ": " + e.what(), 0);
+  } catch (...) {
+    throw serialization_error(std::string{what} + ": a non-standard exception", 0);
+  }
+}
+
 template <auto Fn>
 void invoke_encoded(std::span<const std::byte> encoded_args, byte_sink& out) {
   using traits = task_traits<Fn>;
   typename traits::decoded_args args{};
-  codec::decode_into(encoded_args, args);
+  codec_step("decoding the task's arguments", [&] { codec::decode_into(encoded_args, args); });
   auto call = [&args]<std::size_t... I>(std::index_sequence<I...>)->decltype(auto) {
     return std::invoke(
         Fn, pass_as<std::tuple_element_t<I, typename traits::params>>(std::get<I>(args))...);
@@ -149,8 +166,10 @@ void invoke_encoded(std::span<const std::byte> encoded_args, byte_sink& out) {
     out.done();
   } else {
     const std::decay_t<typename traits::result> result = call(indices);
-    const std::size_t size = codec::encoded_size(result);
-    codec::encode_into(out.acquire(size), result);
+    codec_step("encoding the task's result", [&] {
+      const std::size_t size = codec::encoded_size(result);
+      codec::encode_into(out.acquire(size), result);
+    });
     out.done();
   }
 }

@@ -121,6 +121,13 @@ class state_base {
   /// thread instead of sleeping until a worker reaches it. Returns true when it ran it (the state
   /// is then ready), false when it cannot (default) or somebody else took the task first.
   virtual bool run_inline() noexcept { return false; }
+  /// Executor hook, called by a waiter (not a pool worker) before it sleeps: make progress on
+  /// the waiting thread (a remote pool collects results) until the state is ready, the deadline
+  /// (null: none) passes, or there is nothing useful to do. Returns whether the state is ready.
+  virtual bool drive_until(
+      const std::chrono::steady_clock::time_point* /*deadline*/) const noexcept {
+    return is_ready();
+  }
   /// Executor hook, called by a pool worker that waits on this state while the task is pending
   /// (run_here): run the task on that worker. Returns true when it ran it; false (default) when
   /// the executor does not allow it or somebody else took the task first.

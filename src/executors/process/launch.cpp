@@ -1,9 +1,11 @@
-// Starting worker processes: fork, spawn, forkserver; and crew::init().
+// Starting worker processes: fork, spawn, forkserver; entering an exec'd copy of the binary;
+// and crew::init().
 #include "executors/process/launch.hpp"
 
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <spawn.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
@@ -17,45 +19,53 @@
 #include <cerrno>
 #include <charconv>
 #include <chrono>
-#include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <filesystem>
+#include <fstream>
+#include <initializer_list>
 #include <map>
 #include <mutex>
+#include <span>
+#include <stdexcept>
 #include <string>
+#include <string_view>
 #include <system_error>
 #include <thread>
 #include <vector>
 
-#include "ipc/fd_passing.hpp"
+#include "executors/process/startup.hpp"
 
 extern char** environ;
 
 namespace crew::detail::process {
 namespace {
 
-constexpr const char* worker_env = "CREW_WORKER";
+// What an exec'd copy of the binary is to become, and where (see entry_point):
+//   CREW_WORKER=<load|init>:<encoded worker_config>
+//   CREW_FORKSERVER=<load|init>:<socket fd>,<parent pid>
+constexpr std::string_view worker_env = "CREW_WORKER";
+constexpr std::string_view server_env = "CREW_FORKSERVER";
 
 [[noreturn]] void throw_errno(const char* call) {
   throw std::system_error(errno, std::generic_category(),
                           std::string{"crew process_pool: "} + call);
 }
 
-struct init_state {
-  bool done = false;
-  std::vector<std::string> argv;
-  // The forkserver: a process forked by init() before any thread exists.
-  pid_t server_pid = -1;
-  pid_t server_owner = -1;  // the process whose child the server is
-  int server_socket = -1;
+struct launch_state {
+  bool init_called = false;
+  std::vector<std::string> init_argv;
+  // The forkserver of this process: a copy of the binary exec'd on first use. A process forked
+  // from this one inherits these fields but not the server (server_owner tells).
   std::mutex server_mu;
+  pid_t server_pid = -1;
+  pid_t server_owner = -1;
+  int server_socket = -1;
   std::map<pid_t, int> exit_status;  // reported by the server, not yet claimed
 };
 
-init_state& state() {
-  static init_state s;
+launch_state& state() {
+  static launch_state s;
   return s;
 }
 
@@ -70,6 +80,95 @@ int open_pidfd(pid_t pid) {
 void bind_to_parent(pid_t parent) {
   prctl(PR_SET_PDEATHSIG, SIGKILL);
   if (getppid() != parent) _exit(0);
+}
+
+// --- what an exec'd child is given ----------------------------------------------------------
+
+const char* entry_name() {
+  return state().init_called ? "init" : "load";
+}
+
+/// This process's environment without crew's own variables, plus `name=value`.
+std::vector<std::string> child_environment(std::string_view name, const std::string& value) {
+  std::vector<std::string> out;
+  for (char** e = environ; e != nullptr && *e != nullptr; ++e) {
+    const std::string_view entry{*e};
+    bool ours = false;
+    for (std::string_view var : {worker_env, server_env}) {
+      if (entry.size() > var.size() && entry.starts_with(var) && entry[var.size()] == '=') {
+        ours = true;
+      }
+    }
+    if (!ours) out.emplace_back(entry);
+  }
+  out.push_back(std::string{name} + '=' + value);
+  return out;
+}
+
+/// argv and envp for execve, prepared before fork: the child of a threaded parent must not
+/// allocate between fork and exec.
+struct exec_image {
+  std::vector<std::string> env_strings;
+  std::vector<std::string> arg_strings;
+  std::vector<char*> envp;
+  std::vector<char*> argv;
+
+  exec_image(std::string_view var, const std::string& value)
+      : env_strings(child_environment(var, value)) {
+    const launch_state& s = state();
+    arg_strings = s.init_called ? s.init_argv : startup().argv;
+    if (arg_strings.empty()) arg_strings.emplace_back("/proc/self/exe");
+    for (auto& e : env_strings) envp.push_back(e.data());
+    envp.push_back(nullptr);
+    for (auto& a : arg_strings) argv.push_back(a.data());
+    argv.push_back(nullptr);
+  }
+
+  /// Starts the image with posix_spawn: glibc's clones the calling thread with CLONE_VM |
+  /// CLONE_VFORK, so, unlike fork, the cost does not grow with this process's memory, and the
+  /// child runs nothing of this process before exec. `keep` stay open across exec; `stderr_fd`
+  /// (if not -1) becomes the child's stderr; `own_group` makes it lead a process group.
+  pid_t spawn(const char* what, std::initializer_list<std::span<const int>> keep, int stderr_fd,
+              bool own_group) {
+    posix_spawn_file_actions_t actions;
+    posix_spawnattr_t attributes;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawnattr_init(&attributes);
+    // dup2 of a descriptor onto itself clears its close-on-exec flag (glibc 2.29 and later).
+    for (const std::span<const int> fds : keep) {
+      for (const int fd : fds) posix_spawn_file_actions_adddup2(&actions, fd, fd);
+    }
+    if (stderr_fd >= 0) posix_spawn_file_actions_adddup2(&actions, stderr_fd, STDERR_FILENO);
+    sigset_t none;
+    sigemptyset(&none);
+    posix_spawnattr_setsigmask(&attributes, &none);
+    short flags = POSIX_SPAWN_SETSIGMASK;
+    if (own_group) {
+      flags |= POSIX_SPAWN_SETPGROUP;
+      posix_spawnattr_setpgroup(&attributes, 0);
+    }
+    posix_spawnattr_setflags(&attributes, flags);
+    pid_t pid = -1;
+    const int error =
+        posix_spawn(&pid, "/proc/self/exe", &actions, &attributes, argv.data(), envp.data());
+    posix_spawn_file_actions_destroy(&actions);
+    posix_spawnattr_destroy(&attributes);
+    if (error != 0) {
+      errno = error;
+      throw_errno(what);
+    }
+    return pid;
+  }
+};
+
+void require_exec_entry(start_method method) {
+  if (initialized()) return;
+  throw std::logic_error(
+      std::string{"crew::process_pool: start_method::"} +
+      (method == start_method::spawn ? "spawn" : "forkserver") +
+      " cannot start workers before main() here: crew is not linked into the executable itself "
+      "(it is a shared library, or linked into one). Call crew::init(argc, argv) at the top of "
+      "main(), or link crew statically into the program");
 }
 
 std::string encode_config(const worker_config& c) {
@@ -126,41 +225,50 @@ bool decode_config(const char* text, worker_config& c) {
 }
 
 // --- forkserver --------------------------------------------------------------------------
+//
+// A copy of this binary, exec'd on first use (so it starts clean, one thread, whatever this
+// process runs), that forks workers on request. Talks over a SOCK_SEQPACKET pair.
+// Requests: config bytes + SCM_RIGHTS {region, stderr, one socket per thread}.
+// Replies: {kind, pid, status}. It exits when this process does (a pidfd on it) or closes the
+// socket; its workers are bound to it with PR_SET_PDEATHSIG, so they go with it.
 
-// Requests: config bytes + SCM_RIGHTS {region, socket, stderr}. Replies: {kind, pid, status}.
 struct server_request {
   worker_config config;
 };
+enum reply_kind : int { started = 1, exited = 2, failed = 3, ready = 4 };
 struct server_reply {
-  int kind;  // 1 started, 2 exited, 3 failed to start
+  int kind;
   pid_t pid;
-  int status;
+  int status;  // exited: the wait status; failed: errno
 };
 
 void send_reply(int socket, const server_reply& reply) {
   [[maybe_unused]] auto n = send(socket, &reply, sizeof reply, MSG_NOSIGNAL);
 }
 
-[[noreturn]] void forkserver_main(int socket) {
+[[noreturn]] void forkserver_main(int socket, int parent_pidfd) {
   signal(SIGINT, SIG_IGN);
+  signal(SIGPIPE, SIG_IGN);
   sigset_t mask;
   sigemptyset(&mask);
   sigaddset(&mask, SIGCHLD);
   sigprocmask(SIG_BLOCK, &mask, nullptr);
   const int children = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+  send_reply(socket, {ready, getpid(), 0});
   for (;;) {
-    pollfd fds[2] = {{socket, POLLIN, 0}, {children, POLLIN, 0}};
-    if (poll(fds, 2, -1) < 0) {
+    pollfd fds[3] = {{socket, POLLIN, 0}, {children, POLLIN, 0}, {parent_pidfd, POLLIN, 0}};
+    if (poll(fds, 3, -1) < 0) {
       if (errno == EINTR) continue;
       _exit(0);
     }
+    if ((fds[2].revents & POLLIN) != 0) _exit(0);  // the parent is gone
     if ((fds[1].revents & POLLIN) != 0) {
       signalfd_siginfo info{};
       while (read(children, &info, sizeof info) > 0) {
       }
       int status = 0;
       pid_t pid = 0;
-      while ((pid = waitpid(-1, &status, WNOHANG)) > 0) send_reply(socket, {2, pid, status});
+      while ((pid = waitpid(-1, &status, WNOHANG)) > 0) send_reply(socket, {exited, pid, status});
     }
     if ((fds[0].revents & (POLLHUP | POLLERR)) != 0 && (fds[0].revents & POLLIN) == 0) _exit(0);
     if ((fds[0].revents & POLLIN) == 0) continue;
@@ -187,16 +295,19 @@ void send_reply(int socket, const server_reply& reply) {
     if (got != sizeof request || config.threads == 0 || config.threads > max_threads_per_process ||
         count != 2 + config.threads) {
       for (std::size_t i = 0; i < count; ++i) close(passed[i]);
-      send_reply(socket, {3, -1, EINVAL});
+      send_reply(socket, {failed, -1, EINVAL});
       continue;
     }
     const pid_t server = getpid();
     const pid_t pid = fork();
     if (pid == 0) {
       bind_to_parent(server);
+      setpgid(0, 0);
       close(socket);
       close(children);
+      close(parent_pidfd);
       sigprocmask(SIG_UNBLOCK, &mask, nullptr);
+      signal(SIGPIPE, SIG_DFL);
       dup2(passed[1], STDERR_FILENO);
       close(passed[1]);
       config.region_fd = passed[0];
@@ -204,159 +315,269 @@ void send_reply(int socket, const server_reply& reply) {
       config.parent_pid = server;
       serve_mapped(config);
     }
+    const int fork_error = errno;
+    if (pid > 0) setpgid(pid, pid);  // as the child does: whichever runs first
     for (std::size_t i = 0; i < count; ++i) close(passed[i]);
-    send_reply(socket, pid > 0 ? server_reply{1, pid, 0} : server_reply{3, -1, errno});
+    send_reply(socket,
+               pid > 0 ? server_reply{started, pid, 0} : server_reply{failed, -1, fork_error});
   }
 }
 
-void start_forkserver() {
-  int pair[2];
-  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) != 0) throw_errno("socketpair");
-  std::fflush(nullptr);  // the server and its workers must not repeat this process's output
-  const pid_t parent = getpid();
-  const pid_t pid = fork();
-  if (pid < 0) throw_errno("fork");
-  if (pid == 0) {
-    bind_to_parent(parent);
-    __fpurge(stdout);
-    close(pair[0]);
-    forkserver_main(pair[1]);
-  }
-  close(pair[1]);
-  state().server_pid = pid;
-  state().server_owner = parent;
-  state().server_socket = pair[0];
-}
-
-/// A process forked from the one that ran crew::init() has no server of its own (the inherited
-/// one is its parent's, and dies with it, not with us). Start one, from a thread that lives as
-/// long as this process, since the server is bound to the thread that forks it.
-void ensure_own_forkserver() {
-  init_state& s = state();
-  if (s.server_owner == getpid()) return;
-  if (s.server_socket >= 0) close(s.server_socket);
-  s.server_socket = -1;
-  s.exit_status.clear();
-  std::mutex started_mu;
-  std::condition_variable started_cv;
-  bool started = false;
-  std::exception_ptr error;
-  std::thread keeper{[&] {
-    try {
-      start_forkserver();
-    } catch (...) {
-      error = std::current_exception();
-    }
-    {
-      // Notify under the lock: the waiter owns these and may return as soon as it can lock.
-      std::lock_guard lock{started_mu};
-      started = true;
-      started_cv.notify_all();
-    }
-    for (;;) pause();
-  }};
-  keeper.detach();
-  std::unique_lock lock{started_mu};
-  started_cv.wait(lock, [&] { return started; });
-  if (error) std::rethrow_exception(error);
-}
+enum class read_result { done, timed_out, closed };
 
 /// Reads server replies until `want(reply)` says stop. Caller holds server_mu.
 template <class Want>
-bool read_replies(Want want, std::chrono::milliseconds timeout) {
-  init_state& s = state();
+read_result read_replies(Want want, std::chrono::milliseconds timeout) {
+  launch_state& s = state();
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   for (;;) {
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
         deadline - std::chrono::steady_clock::now());
-    if (left.count() <= 0) return false;
+    if (left.count() <= 0) return read_result::timed_out;
     pollfd p{s.server_socket, POLLIN, 0};
-    if (poll(&p, 1, static_cast<int>(left.count())) <= 0) continue;
+    const int ready_count = poll(&p, 1, static_cast<int>(left.count()));
+    if (ready_count < 0 && errno != EINTR) return read_result::closed;
+    if (ready_count <= 0) continue;
     server_reply reply{};
     if (recv(s.server_socket, &reply, sizeof reply, 0) != static_cast<ssize_t>(sizeof reply)) {
-      return false;
+      return read_result::closed;
     }
-    if (reply.kind == 2) {
-      s.exit_status[reply.pid] = reply.status;
-      if (want(reply)) return true;
-      continue;
-    }
-    if (want(reply)) return true;
+    if (reply.kind == exited) s.exit_status[reply.pid] = reply.status;
+    if (want(reply)) return read_result::done;
   }
 }
 
+std::string describe_status(int status) {
+  if (WIFEXITED(status)) return "exit status " + std::to_string(WEXITSTATUS(status));
+  if (WIFSIGNALED(status)) return std::string{"signal "} + strsignal(WTERMSIG(status));
+  return "status " + std::to_string(status);
+}
+
+/// The server is gone (its socket closed): forget it, reap it, and let the next launch start
+/// another. Its workers died with it. Caller holds server_mu.
+void forget_server_locked() {
+  launch_state& s = state();
+  if (s.server_socket >= 0) close(s.server_socket);
+  s.server_socket = -1;
+  if (s.server_owner == getpid() && s.server_pid > 0) waitpid(s.server_pid, nullptr, 0);
+  s.server_pid = -1;
+  s.server_owner = -1;
+  s.exit_status.clear();
+}
+
+/// Starts this process's forkserver: fork + exec of the binary. The fork is followed by exec at
+/// once, so it is safe from a threaded process. Caller holds server_mu.
+void start_server_locked() {
+  launch_state& s = state();
+  int pair[2];
+  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) != 0) throw_errno("socketpair");
+  ipc::unique_fd mine{pair[0]};
+  ipc::unique_fd theirs{pair[1]};
+  const pid_t parent = getpid();
+  exec_image image{server_env, std::string{entry_name()} + ':' + std::to_string(theirs.get()) +
+                                   ',' + std::to_string(parent)};
+  const int keep[] = {theirs.get()};
+  const pid_t pid = image.spawn("posix_spawn of the forkserver", {keep}, -1, false);
+  theirs.reset();
+  s.server_pid = pid;
+  s.server_owner = parent;
+  s.server_socket = mine.release();
+  // The server says it is ready once the binary's static initializers ran. Generous: a loaded
+  // machine, a sanitizer build, heavy static initializers.
+  server_reply hello{};
+  const read_result got = read_replies(
+      [&](const server_reply& r) {
+        hello = r;
+        return r.kind == ready;
+      },
+      std::chrono::seconds{60});
+  if (got == read_result::done) return;
+  if (got == read_result::timed_out) kill(pid, SIGKILL);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  close(s.server_socket);
+  s.server_socket = -1;
+  s.server_pid = -1;
+  s.server_owner = -1;
+  throw std::runtime_error(
+      got == read_result::timed_out
+          ? std::string{"crew process_pool: the forkserver did not start within 60 s"}
+          : "crew process_pool: the forkserver ended before it was ready (" +
+                describe_status(status) + ")");
+}
+
+/// Caller holds server_mu.
+void ensure_server_locked() {
+  launch_state& s = state();
+  if (s.server_owner != getpid()) {
+    // Inherited from the process this one was forked from: that server is not ours.
+    if (s.server_socket >= 0) close(s.server_socket);
+    s.server_socket = -1;
+    s.server_pid = -1;
+    s.server_owner = -1;
+    s.exit_status.clear();
+  }
+  if (s.server_socket < 0) start_server_locked();
+}
+
 launched_worker launch_from_server(int stderr_write, const worker_config& config) {
-  init_state& s = state();
+  launch_state& s = state();
   std::lock_guard lock{s.server_mu};
-  ensure_own_forkserver();
   server_request request{config};
   int passed[2 + max_threads_per_process];
   passed[0] = config.region_fd;
   passed[1] = stderr_write;
   for (std::size_t t = 0; t < config.threads; ++t) passed[2 + t] = config.socket_fds[t];
   const std::size_t fd_bytes = (2 + config.threads) * sizeof(int);
-  iovec io{&request, sizeof request};
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof passed)] = {};
-  msghdr message{};
-  message.msg_iov = &io;
-  message.msg_iovlen = 1;
-  message.msg_control = control;
-  message.msg_controllen = CMSG_SPACE(fd_bytes);
-  cmsghdr* cm = CMSG_FIRSTHDR(&message);
-  cm->cmsg_level = SOL_SOCKET;
-  cm->cmsg_type = SCM_RIGHTS;
-  cm->cmsg_len = CMSG_LEN(fd_bytes);
-  std::memcpy(CMSG_DATA(cm), passed, fd_bytes);
-  if (sendmsg(s.server_socket, &message, MSG_NOSIGNAL) != static_cast<ssize_t>(sizeof request)) {
-    throw_errno("sendmsg to the forkserver");
+  // A server that died (killed, say) is replaced once; a second loss in a row is an error.
+  for (int attempt = 0;; ++attempt) {
+    ensure_server_locked();
+    iovec io{&request, sizeof request};
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof passed)] = {};
+    msghdr message{};
+    message.msg_iov = &io;
+    message.msg_iovlen = 1;
+    message.msg_control = control;
+    message.msg_controllen = CMSG_SPACE(fd_bytes);
+    cmsghdr* cm = CMSG_FIRSTHDR(&message);
+    cm->cmsg_level = SOL_SOCKET;
+    cm->cmsg_type = SCM_RIGHTS;
+    cm->cmsg_len = CMSG_LEN(fd_bytes);
+    std::memcpy(CMSG_DATA(cm), passed, fd_bytes);
+    if (sendmsg(s.server_socket, &message, MSG_NOSIGNAL) != static_cast<ssize_t>(sizeof request)) {
+      const int error = errno;
+      if (error != EPIPE && error != ECONNRESET && error != ENOTCONN) {
+        throw_errno("sendmsg to the forkserver");
+      }
+      forget_server_locked();
+      if (attempt == 0) continue;
+      errno = error;
+      throw_errno("sendmsg to the forkserver");
+    }
+    server_reply answer{};
+    const read_result got = read_replies(
+        [&](const server_reply& r) {
+          answer = r;
+          return r.kind == started || r.kind == failed;
+        },
+        std::chrono::seconds{30});
+    if (got == read_result::timed_out) {
+      throw std::runtime_error("crew process_pool: the forkserver did not answer within 30 s");
+    }
+    if (got == read_result::closed) {
+      forget_server_locked();
+      if (attempt == 0) continue;
+      throw std::runtime_error("crew process_pool: the forkserver ended while starting a worker");
+    }
+    if (answer.kind != started) {
+      errno = answer.status;
+      throw_errno("fork in the forkserver");
+    }
+    launched_worker out;
+    out.pid = answer.pid;
+    out.pidfd.reset(open_pidfd(answer.pid));
+    return out;
   }
-  server_reply started{};
-  if (!read_replies(
-          [&](const server_reply& r) {
-            if (r.kind == 1 || r.kind == 3) {
-              started = r;
-              return true;
-            }
-            return false;
-          },
-          std::chrono::seconds{30})) {
-    throw std::runtime_error("crew process_pool: the forkserver did not answer");
+}
+
+// --- the warning about forking a threaded process ----------------------------------------
+
+std::atomic<std::size_t> service_threads{0};
+thread_local bool is_service_thread = false;
+std::atomic<std::uint64_t> threaded_forks{0};
+
+// At most one line per this interval after the first warning: a pool restarting workers in a
+// loop must not flood stderr.
+constexpr auto warning_interval = std::chrono::seconds{10};
+
+std::size_t threads_in_process() {
+  std::ifstream status{"/proc/self/status"};
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.starts_with("Threads:")) {
+      std::size_t n = 0;
+      const char* p = line.data() + 8;
+      while (*p == ' ' || *p == '\t') ++p;
+      std::from_chars(p, line.data() + line.size(), n);
+      return n;
+    }
   }
-  if (started.kind != 1) {
-    errno = started.status;
-    throw_errno("fork in the forkserver");
+  return 1;
+}
+
+void warn_threaded_fork(std::size_t hazard) {
+  threaded_forks.fetch_add(1, std::memory_order_relaxed);
+  static std::mutex mu;
+  static bool warned = false;
+  static std::chrono::steady_clock::time_point last;
+  static std::uint64_t since_last = 0;
+  std::lock_guard lock{mu};
+  const auto now = std::chrono::steady_clock::now();
+  if (!warned) {
+    warned = true;
+    last = now;
+    std::fprintf(stderr,
+                 "crew: warning: process_pool forks a worker while %zu other thread%s of this "
+                 "process run%s. A forked worker starts as a copy of the forking thread alone: if "
+                 "another thread held a lock at that moment (a mutex of the program or of a "
+                 "library), the worker may deadlock on it. start_method::forkserver and "
+                 "start_method::spawn do not fork this process. Later forks made while other "
+                 "threads run are counted here, one line every %lld s at most.\n",
+                 hazard, hazard == 1 ? "" : "s", hazard == 1 ? "s" : "",
+                 static_cast<long long>(warning_interval.count()));
+    return;
   }
-  launched_worker out;
-  out.pid = started.pid;
-  out.pidfd.reset(open_pidfd(started.pid));
-  return out;
+  ++since_last;
+  if (now - last < warning_interval) return;
+  std::fprintf(stderr,
+               "crew: warning: %llu more process_pool worker%s forked while other threads ran "
+               "(%zu now); see the first warning\n",
+               static_cast<unsigned long long>(since_last), since_last == 1 ? " was" : "s were",
+               hazard);
+  since_last = 0;
+  last = now;
 }
 
 }  // namespace
 
 bool initialized() noexcept {
-  return state().done;
+  return state().init_called || startup().entry_in_executable;
 }
 
-void warn_if_threaded_fork() {
-  static std::atomic<bool> warned{false};
-  std::size_t threads = 0;
-  std::error_code ec;
-  for (auto it = std::filesystem::directory_iterator{"/proc/self/task", ec};
-       !ec && it != std::filesystem::directory_iterator{}; it.increment(ec)) {
-    ++threads;
+void warn_if_threaded_fork() {}
+
+std::thread start_service_thread(std::function<void()> body) {
+  service_threads.fetch_add(1, std::memory_order_relaxed);
+  try {
+    return std::thread{[body = std::move(body)] {
+      is_service_thread = true;
+      struct leave {
+        ~leave() { service_threads.fetch_sub(1, std::memory_order_relaxed); }
+      } on_exit;
+      body();
+    }};
+  } catch (...) {
+    service_threads.fetch_sub(1, std::memory_order_relaxed);
+    throw;
   }
-  if (threads <= 1 || warned.exchange(true)) return;
-  std::fprintf(stderr,
-               "crew: warning: process_pool forks its workers while this process runs %zu "
-               "threads. A worker starts as a copy of the forking thread only: if another thread "
-               "held a lock (in a library, the allocator of a non-glibc runtime, ...) at that "
-               "moment, the worker may deadlock on it. If workers hang, use start_method::spawn "
-               "or start_method::forkserver (with crew::init(argc, argv) at the top of main).\n",
-               threads);
+}
+
+std::size_t fork_hazard_threads() {
+  const std::size_t total = threads_in_process();
+  // A service thread counted before it exists (just created) makes this an undercount, never a
+  // false alarm; one counted after its body returned, while it still exits, the other way.
+  std::size_t others = service_threads.load(std::memory_order_relaxed);
+  if (is_service_thread && others > 0) --others;
+  const std::size_t not_hazard = 1 + others;  // the caller, and crew's service threads
+  return total > not_hazard ? total - not_hazard : 0;
+}
+
+std::uint64_t threaded_fork_count() noexcept {
+  return threaded_forks.load(std::memory_order_relaxed);
 }
 
 launched_worker launch_worker(start_method method, std::byte* region, worker_config config) {
+  if (method != start_method::fork) require_exec_entry(method);
   int err[2];
   if (pipe2(err, O_CLOEXEC) != 0) throw_errno("pipe2");
   ipc::unique_fd err_read{err[0]};
@@ -369,47 +590,38 @@ launched_worker launch_worker(start_method method, std::byte* region, worker_con
     return out;
   }
 
-  // Prepare everything exec needs before fork: the child of a threaded parent must not allocate.
-  std::vector<std::string> env_strings;
-  std::vector<char*> envp;
-  std::vector<char*> argv;
-  std::string exe;
   if (method == start_method::spawn) {
-    for (char** e = environ; e != nullptr && *e != nullptr; ++e) {
-      if (std::strncmp(*e, worker_env, std::strlen(worker_env)) == 0 &&
-          (*e)[std::strlen(worker_env)] == '=') {
-        continue;
-      }
-      env_strings.emplace_back(*e);
-    }
-    env_strings.push_back(std::string{worker_env} + '=' + encode_config(config));
-    for (auto& e : env_strings) envp.push_back(e.data());
-    envp.push_back(nullptr);
-    for (auto& a : state().argv) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    exe = "/proc/self/exe";
+    exec_image image{worker_env, std::string{entry_name()} + ':' + encode_config(config)};
+    const int region_fd[] = {config.region_fd};
+    const pid_t pid =
+        image.spawn("posix_spawn of a worker",
+                    {region_fd, std::span<const int>{config.socket_fds, config.threads}},
+                    err_write.get(), true);
+    // The worker arms its death signal and checks its parent when it starts (enter_child).
+    launched_worker out;
+    out.pid = pid;
+    out.pidfd.reset(open_pidfd(pid));
+    out.stderr_read = std::move(err_read);
+    return out;
   }
 
+  if (const std::size_t hazard = fork_hazard_threads(); hazard > 0) warn_threaded_fork(hazard);
   // What this process buffered for stdout must not be written a second time by the worker
   // when it exits: flush it now, and drop in the child whatever another thread buffered since.
   std::fflush(nullptr);
+
   const pid_t parent = getpid();
   const pid_t pid = fork();
   if (pid < 0) throw_errno("fork");
   if (pid == 0) {
     bind_to_parent(parent);
-    __fpurge(stdout);
+    setpgid(0, 0);  // each worker leads its own process group: kills reach what it starts
     dup2(err_write.get(), STDERR_FILENO);
-    if (method == start_method::spawn) {
-      // Keep exactly the descriptors the worker needs across exec.
-      fcntl(config.region_fd, F_SETFD, 0);
-      for (std::size_t t = 0; t < config.threads; ++t) fcntl(config.socket_fds[t], F_SETFD, 0);
-      execve(exe.c_str(), argv.data(), envp.data());
-      std::perror("crew worker: execve");
-      _exit(127);
-    }
+    __fpurge(stdout);
     run_worker(region, config);
   }
+  // As the child does, whichever runs first.
+  setpgid(pid, pid);
   launched_worker out;
   out.pid = pid;
   out.pidfd.reset(open_pidfd(pid));
@@ -426,17 +638,18 @@ int reap_worker(start_method method, pid_t pid, int pidfd) {
     if (info.si_code == CLD_EXITED) return W_EXITCODE(info.si_status, 0);
     return info.si_status & 0x7f;  // killed or dumped: a raw status with WTERMSIG = the signal
   }
-  init_state& s = state();
+  launch_state& s = state();
   std::lock_guard lock{s.server_mu};
   if (auto it = s.exit_status.find(pid); it != s.exit_status.end()) {
     const int status = it->second;
     s.exit_status.erase(it);
     return status;
   }
+  if (s.server_owner != getpid() || s.server_socket < 0) return -1;
   int status = -1;
-  read_replies(
+  const read_result got = read_replies(
       [&](const server_reply& r) {
-        if (r.kind == 2 && r.pid == pid) {
+        if (r.kind == exited && r.pid == pid) {
           status = r.status;
           s.exit_status.erase(pid);
           return true;
@@ -444,7 +657,64 @@ int reap_worker(start_method method, pid_t pid, int pidfd) {
         return false;
       },
       std::chrono::seconds{5});
+  if (got == read_result::closed) forget_server_locked();
   return status;
+}
+
+// --- entering an exec'd child ------------------------------------------------------------
+
+namespace {
+
+/// The value of crew's variable `name` if it asks for entry at `at`, without the prefix.
+const char* requested(std::string_view name, entry_point at) {
+  const char* value = std::getenv(std::string{name}.c_str());
+  if (value == nullptr) return nullptr;
+  const std::string_view text{value};
+  // Entry asked at load is also taken at init (never reached when the entry at load works).
+  if (text.starts_with("load:")) return value + 5;
+  if (text.starts_with("init:")) return at == entry_point::init ? value + 5 : nullptr;
+  return at == entry_point::init ? value : nullptr;  // malformed: reported by enter_child
+}
+
+[[noreturn]] void malformed(std::string_view name) {
+  std::fprintf(stderr, "crew: malformed %.*s in the environment\n", static_cast<int>(name.size()),
+               name.data());
+  std::_Exit(2);
+}
+
+}  // namespace
+
+bool child_requested(entry_point at) noexcept {
+  return requested(worker_env, at) != nullptr || requested(server_env, at) != nullptr;
+}
+
+void enter_child(entry_point at) {
+  // Output buffered by static initializers is the parent's too, printed there already.
+  if (const char* text = requested(worker_env, at)) {
+    worker_config config;
+    if (!decode_config(text, config)) malformed(worker_env);
+    unsetenv(std::string{worker_env}.c_str());
+    __fpurge(stdout);
+    bind_to_parent(config.parent_pid);
+    serve_mapped(config);
+  }
+  if (const char* text = requested(server_env, at)) {
+    int socket = -1;
+    pid_t parent = 0;
+    const char* end = text + std::strlen(text);
+    auto [p, ec] = std::from_chars(text, end, socket);
+    if (ec != std::errc{} || p == end || *p != ',') malformed(server_env);
+    auto [q, ec2] = std::from_chars(p + 1, end, parent);
+    if (ec2 != std::errc{} || q != end || socket < 0 || parent <= 0) malformed(server_env);
+    unsetenv(std::string{server_env}.c_str());
+    __fpurge(stdout);
+    // Watch the parent process (not a thread of it): opened, then checked, so that a parent
+    // that died before the open (its pid reused) is caught by getppid.
+    const int parent_pidfd = static_cast<int>(syscall(SYS_pidfd_open, parent, 0));
+    if (parent_pidfd < 0 || getppid() != parent) _exit(0);
+    fcntl(socket, F_SETFD, FD_CLOEXEC);
+    forkserver_main(socket, parent_pidfd);
+  }
 }
 
 }  // namespace crew::detail::process
@@ -452,21 +722,11 @@ int reap_worker(start_method method, pid_t pid, int pidfd) {
 namespace crew {
 
 void init(int argc, char** argv) {
+  detail::process::enter_child(detail::process::entry_point::init);
   auto& s = detail::process::state();
-  if (const char* text = std::getenv(detail::process::worker_env)) {
-    detail::process::worker_config config;
-    if (!detail::process::decode_config(text, config)) {
-      std::fprintf(stderr, "crew: malformed %s in the environment\n", detail::process::worker_env);
-      std::_Exit(2);
-    }
-    unsetenv(detail::process::worker_env);
-    detail::process::bind_to_parent(config.parent_pid);
-    detail::process::serve_mapped(config);
-  }
-  if (s.done) return;
-  s.argv.assign(argv, argv + argc);
-  detail::process::start_forkserver();
-  s.done = true;
+  if (s.init_called) return;
+  s.init_argv.assign(argv, argv + argc);
+  s.init_called = true;
 }
 
 }  // namespace crew

@@ -26,26 +26,48 @@
 namespace crew::detail::process {
 
 enum class request_kind : std::uint32_t { run = 1, exit = 2 };
-enum class result_status : std::uint32_t { ok = 0, exception = 1, bad_request = 2 };
+/// skipped: the parent cancelled the request (its claim word) before the worker reached it; the
+/// task did not run. Answered anyway, so that every request has exactly one answer, in order.
+enum class result_status : std::uint32_t { ok = 0, exception = 1, bad_request = 2, skipped = 3 };
 
 struct request_header {
   std::uint64_t seq;
   std::uint64_t task_id;
   request_kind kind;
+  std::uint32_t flags;  ///< flag_in_payload_fd, or 0
+  std::uint32_t claim;  ///< index of the request's claim word in slot_control::claims
   std::uint32_t reserved;
 };
 
 struct result_header {
   std::uint64_t seq;
   result_status status;
-  std::uint32_t reserved;
+  std::uint32_t flags;  ///< flag_in_payload_fd, or 0
 };
 
-/// Written by the worker, read (untrusted) by the parent's supervisor.
+/// A request's claim word: the parent sets `queued` before it sends the request; then exactly
+/// one side moves it on with a compare-and-swap — the worker to `started` just before it runs
+/// the task, or the parent to `cancelled` (the worker then skips the task). This is what lets
+/// cancel() promise that a task sent ahead to a worker will not run.
+enum class claim_state : std::uint32_t { queued = 0, started = 1, cancelled = 2 };
+
+/// Requests a slot may have outstanding (sent, not answered) at once: the pipeline depth's bound.
+inline constexpr std::size_t claim_slots = 256;
+
+/// Shared by the parent and one worker thread. The worker writes running_seq, started_ns, ready,
+/// fault_signal and start_error, and moves claim words from queued to started; the parent reads
+/// all of it as untrusted input.
 struct alignas(128) slot_control {
   std::atomic<std::uint64_t> running_seq;  ///< task being run, 0 between tasks
   std::atomic<std::uint64_t> started_ns;   ///< CLOCK_MONOTONIC when it started
   std::atomic<std::uint32_t> ready;        ///< 1 once the worker is initialised
+  /// The signal of a fault raised on this thread (SIGSEGV, SIGABRT, ...), stored by the worker's
+  /// fault handler just before the process dies: names the culprit among a process's threads.
+  std::atomic<std::uint32_t> fault_signal;
+  /// Why the worker could not start (initializer threw, ...), NUL-terminated; written before
+  /// the worker exits, read by the parent after it died.
+  char start_error[240];
+  alignas(64) std::atomic<std::uint32_t> claims[claim_slots];
 };
 
 /// Offsets of one slot's parts inside the pool region.
@@ -94,15 +116,24 @@ struct worker_config {
   int socket_fds[max_threads_per_process] = {};
 };
 
-/// request_header::reserved / result_header::reserved: the payload is a u64 size, and the bytes
+/// request_header::flags / result_header::flags: the payload is a u64 size, and the bytes
 /// are in a memfd sent over the slot's socket just before the message.
 inline constexpr std::uint32_t flag_in_payload_fd = 1;
 
-/// Messages up to this size travel in the ring itself; larger ones in a memfd. A quarter of the
-/// ring keeps several messages in flight.
-inline std::size_t inline_limit(const ipc::ring_writer& ring) noexcept {
-  return ring.max_message_size() / 4;
+/// Messages (header included) up to this size travel in the ring itself; larger ones in a
+/// memfd. A quarter of the ring keeps several messages in flight, and 64 KiB bounds what one
+/// message holds the ring for (a memfd costs ~10 µs; copying 64 KiB about as much).
+inline constexpr std::size_t inline_limit_for(std::size_t max_message_size) noexcept {
+  const std::size_t quarter = max_message_size / 4;
+  return quarter < 64 * 1024 ? quarter : 64 * 1024;
 }
+inline std::size_t inline_limit(const ipc::ring_writer& ring) noexcept {
+  return inline_limit_for(ring.max_message_size());
+}
+
+/// Smallest and largest channel_bytes a pool accepts (before rounding up to a power of two).
+inline constexpr std::size_t min_channel_bytes = 4096;
+inline constexpr std::size_t max_channel_bytes = std::size_t{1} << 30;
 
 /// The worker process: serves its slots (one thread each) until every slot is told to exit or
 /// the parent dies. `region` is the mapped pool region. Never returns; ends the process with

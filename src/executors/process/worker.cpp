@@ -4,6 +4,7 @@
 #include <sys/prctl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -19,6 +20,7 @@
 #include "core/exception_name.hpp"
 #include "crew/codec.hpp"
 #include "crew/detail/registry.hpp"
+#include "crew/exception.hpp"
 #include "executors/process/payload.hpp"
 #include "executors/process/protocol.hpp"
 #include "ipc/fd_passing.hpp"
@@ -55,7 +57,7 @@ class result_writer final : public byte_sink {
       in_ring_ = ring_.reserve(total, wait_);
       return in_ring_.subspan(sizeof(result_header), bytes);
     }
-    header_.reserved = flag_in_payload_fd;
+    header_.flags = flag_in_payload_fd;
     large_.emplace(payload::create(bytes, /*sealable=*/true));
     return large_->bytes();
   }
@@ -83,22 +85,51 @@ class result_writer final : public byte_sink {
     ring_.commit();
   }
 
-  /// Publishes a failure instead of (or after a partial) result.
+  /// Publishes a failure instead of (or after a partial) result. A failure of any size gets
+  /// through: what does not fit the ring goes in a memfd, as a large result does.
   void fail(result_status status, const std::vector<std::byte>& encoded) {
     if (published_) return;  // the result went out; what failed after it is not the task's
     published_ = true;
     large_.reset();
-    header_.status = status;
-    header_.reserved = 0;
-    if (acquired_ && !in_ring_.empty()) {
-      // A reservation is open: shrink it to the header. The message is lost; the status says why.
-      std::memcpy(in_ring_.data(), &header_, sizeof header_);
+    header_ = {header_.seq, status, 0};
+    const std::size_t inline_total = sizeof header_ + encoded.size();
+    std::span<std::byte> room = in_ring_;  // an open reservation must be used: it cannot be undone
+    if (room.empty()) {
+      room = ring_.reserve(std::min(inline_total, std::max(inline_limit(ring_),
+                                                           sizeof header_ + sizeof(std::uint64_t))),
+                           wait_);
+    }
+    if (inline_total <= room.size()) {
+      std::memcpy(room.data(), &header_, sizeof header_);
+      if (!encoded.empty())
+        std::memcpy(room.data() + sizeof header_, encoded.data(), encoded.size());
+      ring_.commit(inline_total);
+      return;
+    }
+    if (room.size() < sizeof header_ + sizeof(std::uint64_t)) {
+      // A result reservation too small to point at a memfd: the parent reads a failure whose
+      // description was lost, which it reports as such.
+      std::memcpy(room.data(), &header_, sizeof header_);
       ring_.commit(sizeof header_);
       return;
     }
-    auto slot = ring_.reserve(sizeof header_ + encoded.size(), wait_);
-    std::memcpy(slot.data(), &header_, sizeof header_);
-    std::memcpy(slot.data() + sizeof header_, encoded.data(), encoded.size());
+    payload big = payload::create(encoded.size(), /*sealable=*/true);
+    if (!encoded.empty()) std::memcpy(big.bytes().data(), encoded.data(), encoded.size());
+    big.seal();
+    const int fd = big.fd();
+    ipc::send_fds(socket_, std::span<const int>{&fd, 1});
+    header_.flags = flag_in_payload_fd;
+    const std::uint64_t size = encoded.size();
+    std::memcpy(room.data(), &header_, sizeof header_);
+    std::memcpy(room.data() + sizeof header_, &size, sizeof size);
+    ring_.commit(sizeof header_ + sizeof size);
+  }
+
+  /// Answers a request the parent cancelled before it started: the task did not run.
+  void skip(std::uint64_t seq) {
+    const result_header header{seq, result_status::skipped, 0};
+    auto room = ring_.reserve(sizeof header, wait_);
+    std::memcpy(room.data(), &header, sizeof header);
     ring_.commit();
   }
 
@@ -128,6 +159,56 @@ class null_sink final : public byte_sink {
 
 namespace {
 
+/// The slot the calling worker thread serves, for the fault handler.
+thread_local slot_control* current_control = nullptr;
+
+/// Records which thread faulted (so that a hybrid pool blames the right task), then lets the
+/// signal kill the process as it would have without the handler.
+void on_fault(int signal) {
+  if (slot_control* control = current_control) {
+    control->fault_signal.store(static_cast<std::uint32_t>(signal), std::memory_order_relaxed);
+  }
+  // SA_RESETHAND restored the default action: raising again (a fault would also recur on return)
+  // ends the process by this signal.
+  raise(signal);
+}
+
+constexpr int fault_signals[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT, SIGTRAP, SIGSYS};
+
+void install_fault_handlers() {
+  struct sigaction action {};
+  action.sa_handler = on_fault;
+  action.sa_flags = SA_RESETHAND | SA_NODEFER | SA_ONSTACK;
+  sigemptyset(&action.sa_mask);
+  for (int signal : fault_signals) sigaction(signal, &action, nullptr);
+}
+
+/// A stack for the fault handler, so that a stack overflow is still attributed to its thread.
+class alternate_stack {
+ public:
+  alternate_stack() : memory_(std::size_t{64} * 1024) {
+    stack_t stack{};
+    stack.ss_sp = memory_.data();
+    stack.ss_size = memory_.size();
+    sigaltstack(&stack, nullptr);
+  }
+  ~alternate_stack() {
+    stack_t off{};
+    off.ss_flags = SS_DISABLE;
+    sigaltstack(&off, nullptr);
+  }
+  alternate_stack(const alternate_stack&) = delete;
+  alternate_stack& operator=(const alternate_stack&) = delete;
+
+ private:
+  std::vector<char> memory_;
+};
+
+slot_control* control_of(std::byte* region, const worker_config& config, std::size_t thread) {
+  const region_layout layout{config.channel_bytes, config.slot_count};
+  return reinterpret_cast<slot_control*>(region + layout.slot(config.slot + thread).control);
+}
+
 /// One thread's loop over one slot: returns when the slot is told to exit. A broken channel or
 /// a lost parent ends the whole process.
 void serve_slot(std::byte* region, const worker_config& config, std::size_t thread) {
@@ -136,6 +217,8 @@ void serve_slot(std::byte* region, const worker_config& config, std::size_t thre
   const slot_layout where = layout.slot(config.slot + thread);
   auto* control = reinterpret_cast<slot_control*>(region + where.control);
   const int socket = config.socket_fds[thread];
+  alternate_stack fault_stack;
+  current_control = control;
   try {
     ipc::ring_reader requests{ipc::spsc_ring::attach(bytes, where.requests)};
     ipc::ring_writer results{ipc::spsc_ring::attach(bytes, where.results)};
@@ -145,6 +228,8 @@ void serve_slot(std::byte* region, const worker_config& config, std::size_t thre
     const int parent = config.parent_pid;
     wait.peer_alive = [parent] { return getppid() == parent; };
     control->ready.store(1, std::memory_order_release);
+    // The parent sleeps on the collector doorbell until a worker is ready: tell it.
+    ipc::doorbell_at(bytes, region_layout::doorbell_offset).ring();
 
     result_writer out{results, socket, wait};
     std::vector<std::byte> big;
@@ -164,7 +249,7 @@ void serve_slot(std::byte* region, const worker_config& config, std::size_t thre
       std::span<const std::byte> args = request.subspan(sizeof header);
 
       std::optional<payload> large_args;
-      if (header.reserved == flag_in_payload_fd) {
+      if (header.flags == flag_in_payload_fd) {
         std::uint64_t size = 0;
         if (args.size() != sizeof size) _exit(73);
         std::memcpy(&size, args.data(), sizeof size);
@@ -174,32 +259,34 @@ void serve_slot(std::byte* region, const worker_config& config, std::size_t thre
         args = large_args->bytes();
       }
 
-      control->started_ns.store(monotonic_ns(), std::memory_order_relaxed);
-      control->running_seq.store(header.seq, std::memory_order_release);
-      out.begin(header.seq);
-      const task_entry* entry =
-          last != nullptr && last->id == header.task_id ? last : find_task(header.task_id);
-      if (entry == nullptr) {
-        out.fail(result_status::bad_request,
-                 codec::encode(std::string{"the worker has no task with this id"}));
+      auto& claim = control->claims[header.claim % claim_slots];
+      auto queued = static_cast<std::uint32_t>(claim_state::queued);
+      if (!claim.compare_exchange_strong(queued, static_cast<std::uint32_t>(claim_state::started),
+                                         std::memory_order_acq_rel)) {
+        out.skip(header.seq);  // cancelled by the parent before it started
       } else {
-        last = entry;
-        try {
-          entry->invoke(args, out);
-          out.finish();
-        } catch (const serialization_error& e) {
-          out.fail(result_status::bad_request, codec::encode(std::string{e.what()}));
-        } catch (const std::exception& e) {
-          out.fail(result_status::exception, codec::encode(std::pair<std::string, std::string>{
-                                                 current_exception_type_name(), e.what()}));
-        } catch (...) {
-          out.fail(result_status::exception,
-                   codec::encode(std::pair<std::string, std::string>{
-                       current_exception_type_name(),
-                       "task threw an exception that does not derive from std::exception"}));
+        control->started_ns.store(monotonic_ns(), std::memory_order_relaxed);
+        control->running_seq.store(header.seq, std::memory_order_release);
+        out.begin(header.seq);
+        const task_entry* entry =
+            last != nullptr && last->id == header.task_id ? last : find_task(header.task_id);
+        if (entry == nullptr) {
+          out.fail(result_status::bad_request,
+                   codec::encode(std::string{"the worker has no task with this id"}));
+        } else {
+          last = entry;
+          try {
+            entry->invoke(args, out);
+            out.finish();
+          } catch (const serialization_error& e) {
+            out.fail(result_status::bad_request, codec::encode(std::string{e.what()}));
+          } catch (...) {
+            // Type, message, system_error code, nested chain: the caller rebuilds what it can.
+            out.fail(result_status::exception, encode_exception(std::current_exception()));
+          }
         }
+        control->running_seq.store(0, std::memory_order_release);
       }
-      control->running_seq.store(0, std::memory_order_release);
       large_args.reset();
       if (!message.streamed) requests.release();
     }
@@ -210,12 +297,31 @@ void serve_slot(std::byte* region, const worker_config& config, std::size_t thre
   }
 }
 
+/// Tells the parent why this worker cannot start, then ends it.
+[[noreturn]] void fail_start(std::byte* region, const worker_config& config, const std::string& why,
+                             int code) {
+  for (std::size_t t = 0; t < config.threads; ++t) {
+    slot_control* control = control_of(region, config, t);
+    const std::size_t n = std::min(why.size(), sizeof control->start_error - 1);
+    std::memcpy(control->start_error, why.data(), n);
+    control->start_error[n] = '\0';
+  }
+  std::fprintf(stderr, "crew worker %d: %s\n", static_cast<int>(getpid()), why.c_str());
+  std::fflush(nullptr);
+  _exit(code);
+}
+
 }  // namespace
 
 void run_worker(std::byte* region, const worker_config& config) {
+  // Each worker leads its own process group, so that stopping it also stops what its tasks
+  // started (a helper run by system() or popen(), a daemon a library spawns): the parent's kills
+  // go to the group. Done first, before a task can start anything.
+  setpgid(0, 0);
   // The parent stops workers on purpose; Ctrl-C in a terminal goes to the parent, which decides.
   signal(SIGINT, SIG_IGN);
   signal(SIGPIPE, SIG_IGN);
+  install_fault_handlers();
   // exit() in a forked worker must not run the exit handlers and static destructors it
   // inherited from the parent (they would flush the parent's buffers and files a second time):
   // this handler, registered after all of them, runs first and ends the process.
@@ -233,17 +339,15 @@ void run_worker(std::byte* region, const worker_config& config) {
 
   if (config.initializer_id != 0) {
     const task_entry* init = find_task(config.initializer_id);
-    if (init == nullptr) {
-      std::fputs("crew worker: unknown initializer\n", stderr);
-      _exit(71);
-    }
+    if (init == nullptr) fail_start(region, config, "the initializer is not registered here", 71);
     try {
       null_sink sink;
       init->invoke(codec::encode(std::tuple<>{}), sink);
     } catch (const std::exception& e) {
-      std::fprintf(stderr, "crew worker %d: the initializer threw: %s\n",
-                   static_cast<int>(getpid()), e.what());
-      _exit(77);
+      fail_start(region, config,
+                 "the initializer threw " + current_exception_type_name() + ": " + e.what(), 77);
+    } catch (...) {
+      fail_start(region, config, "the initializer threw " + current_exception_type_name(), 77);
     }
   }
 

@@ -1,6 +1,7 @@
 // advise/advise_command.hpp — `crew advise -- ./job args`: profile the command, get this
 // machine's costs, print the recommendation with the numbers behind it. Blocks for the runs
-// (within --budget) and a calibration of about a second without --bench. Not thread-safe.
+// (within --budget) and, without --bench, a calibration whose duration it prints. Not
+// thread-safe.
 #pragma once
 
 #include <cstddef>
@@ -17,7 +18,8 @@ struct advise_options {
   double budget_seconds = 60;
   std::string bench_json;  // empty: calibrate
   std::optional<std::size_t> tasks;
-  std::string json_path;
+  std::string json_path;  // "-": standard output (the advice for people then goes to err)
+  std::string stdin_path = "/dev/null";  // the command's standard input
 };
 
 /// Returns the exit code: 0 advice given; 1 cannot run the command or read/write a file;

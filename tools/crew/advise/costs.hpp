@@ -1,6 +1,6 @@
 // advise/costs.hpp — this machine's costs for the advice rules: read from a `crew bench --json`
-// report, or measured by a short calibration (about a second). Not thread-safe: calibration
-// forks.
+// report, or measured by a short calibration (crew advise prints how long it took). Not
+// thread-safe: calibration forks.
 #pragma once
 
 #include <string>

@@ -1,11 +1,9 @@
 // Experiment 3 — communication: round-trip latency and bandwidth of messages from 64 B to
 // 64 MiB between threads and between processes over a pipe, a Unix socket and TCP on loopback.
 #include <arpa/inet.h>
-#include <linux/futex.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -30,57 +28,6 @@ int iterations_for(const config& cfg, std::size_t bytes) {
   const std::size_t budget = cfg.quick ? (std::size_t{2} << 20) : (std::size_t{16} << 20);
   const std::size_t cap = cfg.quick ? 300 : 3000;
   return static_cast<int>(std::clamp<std::size_t>(budget / bytes, 1, cap));
-}
-
-// ---- threads: copy into a shared mailbox, hand off with a futex, copy back -----------------
-
-struct mailbox {
-  std::atomic<std::uint32_t> turn{0};  // 0: caller's, 1: echo's, 2: stop
-  std::vector<char> request, response;
-};
-
-void wait_not(std::atomic<std::uint32_t>& w, std::uint32_t v) noexcept {
-  for (;;) {
-    if (w.load(std::memory_order_acquire) != v) return;
-    ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&w), FUTEX_WAIT_PRIVATE, v, nullptr,
-              nullptr, 0);
-  }
-}
-void set_wake(std::atomic<std::uint32_t>& w, std::uint32_t v) noexcept {
-  w.store(v, std::memory_order_release);
-  ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&w), FUTEX_WAKE_PRIVATE, 1, nullptr,
-            nullptr, 0);
-}
-
-std::vector<double> thread_samples(std::size_t bytes, int iters, int n) {
-  mailbox box;
-  box.request.resize(bytes);
-  box.response.resize(bytes);
-  std::thread echo([&] {
-    std::vector<char> local(bytes);
-    for (;;) {
-      wait_not(box.turn, 0);
-      if (box.turn.load(std::memory_order_acquire) == 2) return;
-      std::memcpy(local.data(), box.request.data(), bytes);
-      std::memcpy(box.response.data(), local.data(), bytes);
-      set_wake(box.turn, 0);
-    }
-  });
-  std::vector<char> out(bytes, 'x'), in(bytes);
-  std::vector<double> v;
-  for (int s = 0; s < n; ++s) {
-    const auto t0 = clock::now();
-    for (int i = 0; i < iters; ++i) {
-      std::memcpy(box.request.data(), out.data(), bytes);
-      set_wake(box.turn, 1);
-      wait_not(box.turn, 1);
-      std::memcpy(in.data(), box.response.data(), bytes);
-    }
-    v.push_back(seconds_since(t0) / iters);
-  }
-  set_wake(box.turn, 2);
-  echo.join();
-  return v;
 }
 
 // ---- processes: an echo child on a pair of file descriptors --------------------------------
@@ -183,17 +130,31 @@ struct transport {
   const char* group;
   sampler fn;
   bool kernel;  // a kernel transport (pipe, socket): what the claim compares shared memory with
+  std::string mechanism;  // how the two sides hand a message over and wait (series::mechanism)
 };
 
-const transport transports[] = {
-    {"threads: shared memory", thread_samples, false},
-    {"processes: pipe", pipe_samples, true},
-    {"processes: Unix socket", unix_samples, true},
-    {"processes: TCP loopback", tcp_samples, true},
-    {"processes: crew shared-memory ring", pools::shm_ring_samples, false},
-    {"processes: crew process_pool task", pools::process_pool_echo_samples, false},
-    {"processes: MPI (2 Open MPI ranks)", pools::mpi_samples, false},
-};
+constexpr const char* kernel_wait = "; the reader blocks in read() until the kernel wakes it";
+
+const std::vector<transport>& transports() {
+  // The two crew-ring rows are the threads-against-processes comparison: one mechanism, one
+  // waiting strategy (pools::ring_mechanism), only the peer differs.
+  static const std::vector<transport> all = {
+      {"threads: crew shared-memory ring", pools::thread_ring_samples, false,
+       pools::ring_mechanism},
+      {"processes: crew shared-memory ring", pools::shm_ring_samples, false, pools::ring_mechanism},
+      {"processes: pipe", pipe_samples, true, std::string("two pipes") + kernel_wait},
+      {"processes: Unix socket", unix_samples, true,
+       std::string("a SOCK_STREAM socketpair") + kernel_wait},
+      {"processes: TCP loopback", tcp_samples, true,
+       std::string("TCP_NODELAY on 127.0.0.1") + kernel_wait},
+      {"processes: crew process_pool task", pools::process_pool_echo_samples, false,
+       "crew::process_pool submit + result(): encode, the pool's request and result rings (a "
+       "memfd past the inline limit), decode; waits as the pool does"},
+      {"processes: MPI (2 Open MPI ranks)", pools::mpi_samples, false,
+       "Open MPI's shared-memory transport (btl vader), MPI_Send/MPI_Recv; Open MPI busy-polls"},
+  };
+  return all;
+}
 
 result run(const config& cfg, progress& prog) {
   result r;
@@ -205,9 +166,10 @@ result run(const config& cfg, progress& prog) {
   }
   const int n = cfg.warmup + cfg.repeat;
   const bool have_mpi = !pools::mpi_probe_path().empty();
-  for (const auto& t : transports) {
+  for (const auto& t : transports()) {
     if (t.fn == pools::mpi_samples && !have_mpi) {
       r.data.push_back(pools::mpi_round_trip(cfg, 0));
+      r.data.back().mechanism = t.mechanism;
       continue;
     }
     for (std::size_t b : sizes) {
@@ -217,6 +179,7 @@ result run(const config& cfg, progress& prog) {
       s.group = t.group;
       s.x = static_cast<double>(b);
       s.unit = "s";
+      s.mechanism = t.mechanism;
       // A process_pool task moving tens of MiB each way is the slowest figure here: with
       // --quick it gets pools::heavy_repeat measured runs.
       const bool heavy = t.fn == pools::process_pool_echo_samples && b >= (std::size_t{16} << 20);
@@ -232,11 +195,13 @@ result run(const config& cfg, progress& prog) {
   }
   r.method =
       "A round trip sends a message of the given size and waits for the same number of "
-      "bytes back from an echo peer. Threads copy into a mailbox and hand off with a "
-      "futex; processes use a forked echo child on a pipe pair, a socketpair, a "
-      "TCP_NODELAY connection on 127.0.0.1, or two of crew's shared-memory rings (1 MiB "
-      "each, as in a process_pool; larger messages stream through in fragments; the peer "
-      "spins briefly, then sleeps on a futex). The crew process_pool task case submits an "
+      "bytes back from an echo peer. crew's shared-memory rings (two of 1 MiB, as in a "
+      "process_pool; larger messages stream through in fragments; each side spins 5 µs, then "
+      "sleeps on a futex) run once between two threads of one process and once between the "
+      "bench and a forked echo child: the same code and the same waiting on both sides, so the "
+      "two rows differ only in the peer. The kernel transports are a forked echo child on a "
+      "pipe pair, a socketpair or a TCP_NODELAY connection on 127.0.0.1. The crew process_pool "
+      "task case submits an "
       "echo task taking and returning the message to a one-worker pool and waits for its "
       "result: encoding, the ring (or a memfd past 64 KiB), decoding, and the pool's "
       "manager thread. MPI is two ranks started by mpirun -n 2 crew-mpi-probe (Open MPI's "
@@ -247,10 +212,10 @@ result run(const config& cfg, progress& prog) {
   r.chart = {chart_kind::lines, "message size", "round-trip time", "B", true, true, true};
 
   r.derived.columns = {"size"};
-  for (const auto& t : transports) r.derived.columns.push_back(std::string(t.group) + " B/W");
+  for (const auto& t : transports()) r.derived.columns.push_back(std::string(t.group) + " B/W");
   for (std::size_t b : sizes) {
     std::vector<std::string> row{size_name(b)};
-    for (const auto& t : transports) {
+    for (const auto& t : transports()) {
       const series* s = find_series(r, std::string(t.group) + ", " + size_name(b));
       row.push_back(s && s->has_data()
                         ? format_value(2.0 * static_cast<double>(b) / s->stats().median, "B/s")
@@ -265,7 +230,7 @@ result run(const config& cfg, progress& prog) {
   };
   double best_fd = INFINITY;
   std::string best_name;
-  for (const auto& t : transports) {
+  for (const auto& t : transports()) {
     const double m = median_of(t.group);
     if (t.kernel && !std::isnan(m) && m < best_fd) {
       best_fd = m;
@@ -273,9 +238,10 @@ result run(const config& cfg, progress& prog) {
     }
   }
   // The claim is about processes: crew's ring between two processes against the best kernel
-  // transport between two processes. Threads' mailbox is the reference when the ring failed.
+  // transport between two processes. The same ring between threads is the reference when the
+  // one between processes failed.
   const double ring = median_of("processes: crew shared-memory ring");
-  const double thr = median_of("threads: shared memory");
+  const double thr = median_of("threads: crew shared-memory ring");
   const bool use_ring = !std::isnan(ring);
   const double shm = use_ring ? ring : thr;
   if (std::isnan(shm) || best_name.empty()) {
@@ -285,8 +251,8 @@ result run(const config& cfg, progress& prog) {
     return r;
   }
   const double ratio = best_fd / shm;
-  r.measured = small + " round trip: crew ring between processes " + format_value(ring, "s") +
-               ", threads " + format_value(thr, "s") + ", fastest kernel transport (" + best_name +
+  r.measured = small + " round trip through crew's ring: processes " + format_value(ring, "s") +
+               ", threads " + format_value(thr, "s") + "; fastest kernel transport (" + best_name +
                ") " + format_value(best_fd, "s");
   r.verdict = ratio >= 1.5 ? verdict_kind::confirmed
               : ratio >= 1 ? verdict_kind::mixed

@@ -55,6 +55,12 @@ series process_pool_startup(const config& cfg, std::string_view start_method);
 /// spsc_rings (crew's default 1 MiB channel; larger messages stream through it); the task
 /// round trip submits an echo task to a one-worker process_pool and waits for its result.
 std::vector<double> shm_ring_samples(std::size_t bytes, int iters, int n);
+/// The same two rings, the same echo loop and the same waiting (ring_wait below), between this
+/// thread and a second thread of this process: the threads' side of the ring comparison.
+std::vector<double> thread_ring_samples(std::size_t bytes, int iters, int n);
+/// How both ring samplers hand a message over and wait for it — one mechanism on both sides,
+/// named in the communication experiment's series (JSON "mechanism") so a reader can check.
+extern const char* const ring_mechanism;
 std::vector<double> process_pool_echo_samples(std::size_t bytes, int iters, int n);
 series mpi_round_trip(const config& cfg, std::size_t bytes);
 /// Path of crew-mpi-probe next to this program when it and mpirun are there; empty otherwise.

@@ -64,7 +64,7 @@ std::unique_ptr<std::ofstream> open_output(const std::string& path, std::ostream
 
 }  // namespace
 
-int run_bench(const bench_options& opts, std::ostream& out, std::ostream& err) {
+int run_bench(const bench_options& opts, std::ostream& std_out, std::ostream& err) {
   std::vector<const experiment*> chosen;
   if (opts.only.empty()) {
     for (const auto& e : registry()) chosen.push_back(&e);
@@ -78,13 +78,8 @@ int run_bench(const bench_options& opts, std::ostream& out, std::ostream& err) {
       chosen.push_back(e);
     }
   }
-  config cfg;
-  cfg.quick = opts.quick;
-  cfg.cores = usable_cores();
-  cfg.repeat = opts.repeat > 0 ? opts.repeat : (opts.quick ? 5 : 11);
-  cfg.warmup = opts.quick ? 1 : 2;
-  if (opts.repeat < 0 || opts.repeat > 1000) {
-    err << "crew bench: --repeat must be between 1 and 1000\n";
+  if (opts.repeat && (*opts.repeat < 1 || *opts.repeat > 1000)) {
+    err << "crew bench: --repeat must be between 1 and 1000 (got " << *opts.repeat << ")\n";
     return 2;
   }
   for (unsigned w : opts.workers)
@@ -92,16 +87,37 @@ int run_bench(const bench_options& opts, std::ostream& out, std::ostream& err) {
       err << "crew bench: --workers values must be between 1 and 1024 (got " << w << ")\n";
       return 2;
     }
+  if (opts.json_path == "-" && opts.html_path == "-") {
+    err << "crew bench: --json - and --html - cannot both write to standard output\n";
+    return 2;
+  }
+  config cfg;
+  cfg.quick = opts.quick;
+  cfg.cores = usable_cores();
+  cfg.repeat = opts.repeat ? *opts.repeat : (opts.quick ? 5 : 11);
+  cfg.warmup = opts.quick ? 1 : 2;
   cfg.workers = opts.workers.empty() ? default_workers(cfg.cores) : opts.workers;
 
-  std::unique_ptr<std::ofstream> json_out, html_out;
-  if (!opts.json_path.empty() && !(json_out = open_output(opts.json_path, err))) return 1;
-  if (!opts.html_path.empty() && !(html_out = open_output(opts.html_path, err))) return 1;
+  // A report written to standard output ("-") keeps stdout for itself: the tables go to `err`.
+  const bool report_on_stdout = opts.json_path == "-" || opts.html_path == "-";
+  std::ostream& out = report_on_stdout ? err : std_out;
+  std::unique_ptr<std::ofstream> json_file, html_file;
+  if (!opts.json_path.empty() && opts.json_path != "-" &&
+      !(json_file = open_output(opts.json_path, err)))
+    return 1;
+  if (!opts.html_path.empty() && opts.html_path != "-" &&
+      !(html_file = open_output(opts.html_path, err)))
+    return 1;
 
   const machine_info machine = describe_machine();
   out << "crew bench " << machine.crew_version << " on " << machine.cpu_model << ", "
-      << machine.cores << " cores, " << format_value(static_cast<double>(machine.memory_bytes), "B")
-      << ", " << machine.kernel << (cfg.quick ? " (quick)" : "") << '\n';
+      << machine.cores << " cores (" << describe_layout(machine) << "), "
+      << format_value(static_cast<double>(machine.memory_bytes), "B") << ", " << machine.kernel
+      << (cfg.quick ? " (quick)" : "") << '\n';
+  if (machine.cgroup_cpu_quota > 0 && machine.cgroup_cpu_quota < machine.cores)
+    out << "Note: the cgroup allows " << machine.cgroup_cpu_quota << " CPUs' worth of time ("
+        << machine.cgroup_cpu_source << ") on " << machine.cores
+        << " cores: past that many busy workers, scaling figures flatten\n";
   if (machine.load_average > 0.5 * machine.cores)
     out << "Note: load average " << machine.load_average << " on " << machine.cores
         << " cores: other programs compete for the CPUs, so scaling figures will read low\n";
@@ -133,22 +149,22 @@ int run_bench(const bench_options& opts, std::ostream& out, std::ostream& err) {
   print_summary(out, results);
 
   int code = 0;
-  if (json_out) {
-    *json_out << to_json(machine, cfg, results).dump(2) << '\n';
-    json_out->close();
-    if (!*json_out) {
-      err << "crew bench: writing '" << opts.json_path << "' failed\n";
+  const auto write_report = [&](const std::string& path, std::ofstream* file,
+                                const std::string& text) {
+    if (path.empty()) return;
+    std::ostream& to = file != nullptr ? *file : std_out;
+    to << text;
+    to.flush();
+    if (file != nullptr) file->close();
+    if (!to || (file != nullptr && !*file)) {
+      err << "crew bench: writing '" << path << "' failed\n";
       code = 1;
     }
-  }
-  if (html_out) {
-    *html_out << render_html(machine, cfg, results);
-    html_out->close();
-    if (!*html_out) {
-      err << "crew bench: writing '" << opts.html_path << "' failed\n";
-      code = 1;
-    }
-  }
+  };
+  if (!opts.json_path.empty())
+    write_report(opts.json_path, json_file.get(), to_json(machine, cfg, results).dump(2) + "\n");
+  if (!opts.html_path.empty())
+    write_report(opts.html_path, html_file.get(), render_html(machine, cfg, results));
   return code;
 }
 

@@ -3,6 +3,7 @@
 // Blocks for the whole run (seconds to minutes). Not thread-safe: it forks.
 #pragma once
 
+#include <optional>
 #include <ostream>
 #include <string>
 #include <vector>
@@ -13,9 +14,9 @@ struct bench_options {
   bool quick = false;
   std::vector<std::string> only;  // experiment ids; empty: all
   std::vector<unsigned> workers;  // empty: 1 … 2×cores
-  int repeat = 0;                 // 0: 5 with --quick, 11 otherwise
-  std::string json_path;
-  std::string html_path;
+  std::optional<int> repeat;      // not given: 5 with --quick, 11 otherwise; else 1…1000
+  std::string json_path;          // "-": standard output (the tables then go to `err`)
+  std::string html_path;          // "-": standard output (the tables then go to `err`)
 };
 
 /// Runs the bench. Returns the process exit code: 0 on success, 2 for bad options (one line on

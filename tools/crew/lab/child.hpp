@@ -3,6 +3,7 @@
 // grow the address space (a 1 GiB dataset) runs in a fork()ed child; only the bytes it writes
 // back reach the bench. Blocks until the child exits or the timeout passes (then SIGKILL).
 // Call from a single-threaded process: the child inherits only the calling thread.
+// A thin shape over crew::run_child (crew/child_process.hpp), the one "run this in a child".
 #pragma once
 
 #include <functional>
@@ -20,8 +21,8 @@ struct child_outcome {
 };
 
 /// Forks; the child runs `body(fd)` where `fd` is a pipe to the parent the body may write to
-/// as it goes (so output survives a crash), then writes `body`'s return value and _exit(0)s.
-/// An exception in the child ends it with exit code 70.
+/// as it goes (so output survives a crash), then writes `body`'s return value and exits 0.
+/// An exception in the child ends it with exit code 70; a failed write with 71.
 child_outcome run_in_child(const std::function<std::string(int fd)>& body, double timeout_s);
 
 /// Writes all of `text` to `fd`, retrying on EINTR/short writes; false on error.

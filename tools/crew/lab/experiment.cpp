@@ -1,5 +1,7 @@
 #include "lab/experiment.hpp"
 
+#include <algorithm>
+
 #include "advise/format.hpp"
 
 #include <cmath>
@@ -81,6 +83,19 @@ std::vector<unsigned> default_workers(unsigned cores) {
   for (unsigned n = 1; n <= top; n = n < 8 ? n + 1 : n * 2) w.push_back(n);
   if (w.back() != top) w.push_back(top);
   return w;
+}
+
+unsigned scaling_tasks(const std::vector<unsigned>& workers) {
+  unsigned most = 1;
+  for (unsigned w : workers) most = std::max(most, w);
+  unsigned tasks = 48;
+  while (tasks < 4 * most) tasks *= 2;
+  return tasks;
+}
+
+std::string oversubscribed_note(unsigned workers, unsigned cores) {
+  return "oversubscribed: " + std::to_string(workers) + " workers on " + std::to_string(cores) +
+         " cores";
 }
 
 }  // namespace crew::lab

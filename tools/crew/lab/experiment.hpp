@@ -38,7 +38,11 @@ struct series {
   double x = 0;       // the swept parameter (workers, message bytes), 0 when there is none
   std::string unit;   // "s", "B", "B/s", "tasks/s", "x", "count"
   series_state state = series_state::ok;
-  std::string note;             // why not ok, or a remark on the figures
+  std::string note;  // why not ok, or a remark on the figures
+  // How the subject hands work over and waits ("two pipes; the reader blocks in read()"), when
+  // a comparison depends on it: series compared with each other name the same mechanism, or
+  // their mechanisms say exactly where they differ. Empty when it is not part of a comparison.
+  std::string mechanism;
   std::vector<double> warmup;   // discarded runs, kept for the JSON
   std::vector<double> samples;  // the runs the statistics use
   summary stats() const { return summarize(samples); }
@@ -136,7 +140,15 @@ std::string format_value(double v, std::string_view unit);
 /// The series named `name` in `r` (first match), or nullptr.
 const series* find_series(const result& r, std::string_view name, double x = -1);
 
-/// The default worker counts for scaling: 1 … 2×cores (powers of two past 8).
+/// The default worker counts for scaling: 1 … 2×cores (powers of two past 8), so every run
+/// includes oversubscribed counts (more workers than cores).
 std::vector<unsigned> default_workers(unsigned cores);
+
+/// Tasks for the CPU scaling experiment: 48 (divisible by 1, 2, 3, 4, 6, 8, 12, 16: no
+/// straggler rounds), doubled until every worker of the largest count gets at least 4.
+unsigned scaling_tasks(const std::vector<unsigned>& workers);
+
+/// "oversubscribed: 64 workers on 2 cores" — the note on every series past the cores.
+std::string oversubscribed_note(unsigned workers, unsigned cores);
 
 }  // namespace crew::lab

@@ -23,6 +23,10 @@ void print_aligned(std::ostream& out, const table& t);
 /// One experiment: claim, method, a row per series, the derived figures and the verdict.
 void print_result(std::ostream& out, const result& r);
 
+/// How the series of `r` hand over and wait, one line per distinct mechanism with the groups
+/// (or series) that use it, in order of first use; empty when no series names one.
+std::vector<std::string> mechanism_lines(const result& r);
+
 /// The summary: claim → measured here → verdict, one row per experiment.
 void print_summary(std::ostream& out, const std::vector<result>& results);
 

@@ -85,6 +85,17 @@ std::vector<double> ticks(const scale& s) {
   return t;
 }
 
+// A width in px that a label of the chart's 12px sans-serif font does not exceed: code points
+// × 7.2 px (the widest common glyphs average below that; capitals and 'm' are ~9 px, most
+// lowercase ~6). Used to size label columns and legends so that no name is cut off; a chart
+// wider than the page is scaled down whole by its viewBox rather than clipped.
+double label_width(const std::string& text) {
+  std::size_t code_points = 0;
+  for (unsigned char c : text)
+    if ((c & 0xC0) != 0x80) ++code_points;
+  return 7.2 * static_cast<double>(code_points);
+}
+
 std::string unit_of(const result& r) {
   for (const auto& s : r.data)
     if (s.has_data()) return s.unit;
@@ -92,8 +103,11 @@ std::string unit_of(const result& r) {
 }
 
 std::string bar_chart(const result& r) {
-  const double W = 760, label_w = 330, row_h = 24, top = 10, axis_h = 36;
-  const double plot_w = W - label_w - 30;
+  double longest = 0;
+  for (const auto& s : r.data) longest = std::max(longest, label_width(s.name));
+  // Labels right-aligned against the plot; the value after the longest bar needs ~70 px.
+  const double label_w = std::max(160.0, longest + 16), plot_w = 400, value_w = 76;
+  const double W = label_w + plot_w + value_w, row_h = 24, top = 10, axis_h = 44;
   const double H = top + row_h * static_cast<double>(r.data.size()) + axis_h;
   double lo = INFINITY, hi = 0;
   for (const auto& s : r.data)
@@ -131,9 +145,9 @@ std::string bar_chart(const result& r) {
          << ", p90 " << esc(format_value(st.p90, s.unit)) << ")</title></rect>";
     body << "<line class=\"whisker\" x1=\"" << px(a) << "\" x2=\"" << px(b) << "\" y1=\""
          << px(y + row_h / 2) << "\" y2=\"" << px(y + row_h / 2) << "\"/>";
-    body << "<text x=\"" << px(std::min(xm + 6, W - 4)) << "\" y=\"" << px(y + 16)
-         << "\" class=\"val\"" << (xm + 80 > W ? " text-anchor=\"end\"" : "") << ">"
-         << esc(format_value(st.median, s.unit)) << "</text>";
+    // After the bar and its whisker, so the whisker never strikes through the value.
+    body << "<text x=\"" << px(std::max(xm, b) + 6) << "\" y=\"" << px(y + 16)
+         << "\" class=\"val\">" << esc(format_value(st.median, s.unit)) << "</text>";
     ++points;
   }
   const double ay = top + row_h * static_cast<double>(r.data.size()) + 4;
@@ -156,8 +170,12 @@ std::string bar_chart(const result& r) {
 }
 
 std::string line_chart(const result& r) {
-  const double W = 760, H = 360, L = 80, R = 230, T = 14, B = 48;
-  const double pw = W - L - R, ph = H - T - B;
+  double legend = 0;
+  for (const auto& s : r.data)
+    if (s.has_data()) legend = std::max(legend, label_width(s.group));
+  // The legend (a 12 px swatch, then the group's name) sits right of the plot.
+  const double L = 90, pw = 450, R = std::max(120.0, 34 + legend + 12), T = 14, B = 48;
+  const double W = L + pw + R, H = 360, ph = H - T - B;
   std::map<std::string, std::vector<const series*>> groups;
   std::vector<std::string> order;
   double xlo = INFINITY, xhi = 0, ylo = INFINITY, yhi = 0;
@@ -261,7 +279,7 @@ const char* css = R"CSS(
 body{font:15px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;margin:2em auto;max-width:1000px;color:#222;padding:0 1em}
 h1{font-size:1.6em;margin-bottom:.2em}h2{margin-top:2em;border-bottom:1px solid #ddd;padding-bottom:.2em}
 table{border-collapse:collapse;margin:.6em 0;font-size:13px}th,td{border:1px solid #ddd;padding:3px 8px;text-align:left;vertical-align:top}
-th{background:#f4f4f4}.v{font-weight:600;padding:1px 8px;border-radius:9px;white-space:nowrap}
+th{background:#f4f4f4}td:not(:first-child):not(:last-child){white-space:nowrap}.v{font-weight:600;padding:1px 8px;border-radius:9px;white-space:nowrap}
 .confirmed{background:#d8f3dc;color:#1b5e20}.refuted{background:#fde2e1;color:#b71c1c}.mixed{background:#fff3cd;color:#7a5b00}
 .not-measured{background:#eee;color:#555}.claim{font-size:1.05em}.method{color:#555;font-size:13px}
 svg.chart{display:block;margin:.8em 0;max-width:100%;height:auto}svg .lbl{font-size:12px;fill:#333}svg .val{font-size:11px;fill:#333}
@@ -283,7 +301,7 @@ std::string render_html(const machine_info& m, const config& cfg,
   o << "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>crew bench — "
     << esc(m.hostname) << "</title><style>" << css << "</style></head><body>";
   o << "<h1>crew bench</h1><p>Threads against processes, measured on this machine: "
-    << esc(m.cpu_model) << ", " << m.cores << " cores, "
+    << esc(m.cpu_model) << ", " << m.cores << " cores (" << esc(describe_layout(m)) << "), "
     << esc(format_value(static_cast<double>(m.memory_bytes), "B")) << ", " << esc(m.kernel)
     << ". crew " << esc(m.crew_version) << ", built with " << esc(m.compiler) << ". "
     << (cfg.quick ? "Quick run" : "Full run") << ": " << cfg.repeat
@@ -309,6 +327,8 @@ std::string render_html(const machine_info& m, const config& cfg,
     o << (r.chart.kind == chart_kind::lines ? line_chart(r) : bar_chart(r));
     html_table(o, series_table(r));
     if (!r.derived.rows.empty()) html_table(o, r.derived);
+    for (const auto& how : mechanism_lines(r))
+      o << "<p class=\"method\"><b>How:</b> " << esc(how) << "</p>";
     for (const auto& n : r.notes) o << "<p class=\"method\">" << esc(n) << "</p>";
     o << "<p class=\"method\"><b>How it was measured:</b> " << esc(r.method) << " ("
       << num(r.seconds) << " s)</p></section>";

@@ -26,11 +26,21 @@ nlohmann::json to_json(const machine_info& m, const config& cfg,
                        const std::vector<result>& results) {
   nlohmann::json j;
   j["schema"] = bench_schema;
-  j["machine"] = {{"cpu_model", m.cpu_model},      {"cores", m.cores},
-                  {"online_cpus", m.online_cpus},  {"kernel", m.kernel},
-                  {"hostname", m.hostname},        {"memory_bytes", m.memory_bytes},
-                  {"compiler", m.compiler},        {"crew_version", m.crew_version},
-                  {"load_average", m.load_average}};
+  j["machine"] = {{"cpu_model", m.cpu_model},
+                  {"cores", m.cores},
+                  {"online_cpus", m.online_cpus},
+                  {"kernel", m.kernel},
+                  {"hostname", m.hostname},
+                  {"memory_bytes", m.memory_bytes},
+                  {"compiler", m.compiler},
+                  {"crew_version", m.crew_version},
+                  {"load_average", m.load_average},
+                  {"sockets", m.sockets},
+                  {"physical_cores", m.physical_cores},
+                  {"smt_siblings", m.smt_siblings},
+                  {"numa_nodes", m.numa_nodes},
+                  {"cgroup_cpu_quota", m.cgroup_cpu_quota > 0 ? nlohmann::json(m.cgroup_cpu_quota)
+                                                              : nlohmann::json(nullptr)}};
   j["config"] = {{"quick", cfg.quick},
                  {"repeat", cfg.repeat},
                  {"warmup", cfg.warmup},
@@ -57,6 +67,7 @@ nlohmann::json to_json(const machine_info& m, const config& cfg,
       o["unit"] = s.unit;
       o["state"] = to_string(s.state);
       o["note"] = s.note;
+      if (!s.mechanism.empty()) o["mechanism"] = s.mechanism;
       o["warmup"] = numbers(s.warmup);
       o["samples"] = numbers(s.samples);
       if (s.has_data()) {

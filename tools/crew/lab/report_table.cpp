@@ -57,6 +57,28 @@ table series_table(const result& r) {
   return t;
 }
 
+std::vector<std::string> mechanism_lines(const result& r) {
+  std::vector<std::pair<std::string, std::vector<std::string>>> by_mechanism;
+  for (const auto& s : r.data) {
+    if (s.mechanism.empty()) continue;
+    const std::string who = s.group.empty() ? s.name : s.group;
+    auto it = std::find_if(by_mechanism.begin(), by_mechanism.end(),
+                           [&](const auto& m) { return m.first == s.mechanism; });
+    if (it == by_mechanism.end()) {
+      by_mechanism.push_back({s.mechanism, {who}});
+    } else if (std::find(it->second.begin(), it->second.end(), who) == it->second.end()) {
+      it->second.push_back(who);
+    }
+  }
+  std::vector<std::string> lines;
+  for (const auto& [mechanism, users] : by_mechanism) {
+    std::string line;
+    for (const auto& u : users) line += (line.empty() ? "" : " and ") + u;
+    lines.push_back(line + ": " + mechanism);
+  }
+  return lines;
+}
+
 void print_result(std::ostream& out, const result& r) {
   out << "\n== " << r.title << " (" << r.id << ") ==\n";
   out << "Claim:   " << r.claim << '\n';
@@ -67,6 +89,7 @@ void print_result(std::ostream& out, const result& r) {
     out << '\n';
     print_aligned(out, r.derived);
   }
+  for (const auto& m : mechanism_lines(r)) out << "How:     " << m << '\n';
   for (const auto& n : r.notes) out << "Note:    " << n << '\n';
   out << "Verdict: " << to_string(r.verdict) << " — " << r.verdict_text << '\n';
 }

@@ -57,9 +57,14 @@ void for_each_chunk(std::vector<In> chunk) {
   for (auto& item : chunk) std::invoke(Fn, item);
 }
 
-template <auto Fn>
-void for_index_chunk(std::size_t begin, std::size_t end) {
-  for (std::size_t i = begin; i < end; ++i) std::invoke(Fn, i);
+template <auto Fn, class I>
+void for_index_chunk(I begin, I end) {
+  for (I i = begin; i != end; ++i) std::invoke(Fn, i);
+}
+
+template <auto Fn, class I>
+void for_block_chunk(I begin, I end) {
+  std::invoke(Fn, begin, end);
 }
 
 template <auto Op, class T>
@@ -90,6 +95,9 @@ std::vector<T> gather(std::vector<future<T>>& futures) {
 inline void gather(std::vector<future<void>>& futures) {
   for (auto& f : futures) f.wait();
   for (auto& f : futures) f.get();
+}
+inline void gather_all(std::vector<future<void>> futures) {
+  gather(futures);
 }
 
 /// Submits one task per chunk through `submit(lo, hi)`. If a submission throws, waits for the

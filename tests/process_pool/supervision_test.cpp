@@ -1,0 +1,382 @@
+// The remote pools' edge paths: messages that do not fit a ring, workers that cannot start,
+// cancels that race with work, shutdown from several threads, process trees, and blame on a
+// hybrid pool. Every case uses real worker processes and real signals.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "crew/codec.hpp"
+#include "crew/hybrid_pool.hpp"
+#include "crew/process_pool.hpp"
+#include "support/process.hpp"
+
+namespace {
+
+using namespace std::chrono_literals;
+using crew::error_kind;
+using crew::process_pool;
+
+std::size_t length_of(const std::string& text) {
+  return text.size();
+}
+std::string echo(const std::string& text) {
+  return text;
+}
+int sleeps_ms(int ms) {
+  std::this_thread::sleep_for(std::chrono::milliseconds{ms});
+  return ms;
+}
+int square(int x) {
+  return x * x;
+}
+int my_pid() {
+  return static_cast<int>(getpid());
+}
+/// Sleeps, then leaves a file behind: the side effect a cancelled task must never have.
+int touches_after_ms(std::string path, int ms) {
+  std::this_thread::sleep_for(std::chrono::milliseconds{ms});
+  std::ofstream{path} << "ran\n";
+  return ms;
+}
+int throws_huge(std::size_t bytes) {
+  throw std::invalid_argument(std::string(bytes, 'x'));
+}
+int segfaults_after_ms(int ms) {
+  std::this_thread::sleep_for(std::chrono::milliseconds{ms});
+  raise(SIGSEGV);
+  return 0;
+}
+/// Starts a helper process (as system() does), writes its pid to `path`, then hangs.
+int starts_helper_then_hangs(std::string path) {
+  const std::string command = "sleep 120 & echo $! > " + path;
+  if (std::system(command.c_str()) != 0) return -1;
+  std::this_thread::sleep_for(120s);
+  return 0;
+}
+
+void hangs_forever() {
+  for (;;) std::this_thread::sleep_for(1s);
+}
+void throws_at_start() {
+  throw std::runtime_error("no licence server");
+}
+void exits_at_start() {
+  std::exit(3);
+}
+
+/// Decodes fine in the worker, refuses to decode in the parent: a result the parent cannot read.
+struct unreadable {
+  int value = 0;
+  template <class Archive>
+  void serialize(Archive& archive) {
+    archive(value);
+    if constexpr (Archive::is_loading) {
+      if (value == 13) throw crew::serialization_error("thirteen is not accepted here", 0);
+    }
+  }
+};
+unreadable makes_unreadable(int value) {
+  return unreadable{value};
+}
+
+std::string temp_path(const char* what) {
+  return (std::filesystem::temp_directory_path() /
+          (std::string{"crew-"} + what + "-" + std::to_string(getpid()) + "-" +
+           std::to_string(std::random_device{}())))
+      .string();
+}
+
+crew::process_pool_options opts(std::size_t workers) {
+  crew::process_pool_options o;
+  o.workers = workers;
+  return o;
+}
+
+// --- messages of any size ---------------------------------------------------------------------
+
+TEST(Supervision, AnArgumentLargerThanTheRingGetsThrough) {
+  auto o = opts(1);
+  o.channel_bytes = 32 * 1024;
+  process_pool pool{o};
+  const std::string big(50 * 1024, 'a');
+  EXPECT_EQ(pool.submit<&length_of>(big).get(), big.size());
+  EXPECT_EQ(pool.submit<&echo>(big).get(), big);
+  EXPECT_EQ(pool.stats().restarts, 0U) << "no worker may be taken for broken";
+}
+
+TEST(Supervision, ASmallestRingCarriesMessagesOfEverySize) {
+  auto o = opts(2);
+  o.channel_bytes = 4096;
+  process_pool pool{o};
+  std::vector<crew::future<std::string>> futures;
+  for (std::size_t size :
+       {0UL, 100UL, 900UL, 1000UL, 1100UL, 4000UL, 8000UL, 100'000UL, 3UL << 20}) {
+    futures.push_back(pool.submit<&echo>(std::string(size, 'z')));
+  }
+  std::size_t i = 0;
+  for (std::size_t size :
+       {0UL, 100UL, 900UL, 1000UL, 1100UL, 4000UL, 8000UL, 100'000UL, 3UL << 20}) {
+    EXPECT_EQ(futures[i++].get().size(), size);
+  }
+  EXPECT_EQ(pool.stats().restarts, 0U);
+}
+
+TEST(Supervision, ChannelBytesOutOfRangeIsAClearError) {
+  auto o = opts(1);
+  o.channel_bytes = 1000;
+  EXPECT_THROW(process_pool{o}, std::invalid_argument);
+  o.channel_bytes = std::size_t{4} << 30;
+  EXPECT_THROW(process_pool{o}, std::invalid_argument);
+  o.channel_bytes = 5000;  // rounded up to 8 KiB
+  process_pool pool{o};
+  EXPECT_EQ(pool.submit<&square>(3).get(), 9);
+}
+
+TEST(Supervision, AnExceptionWithAHugeMessageIsAnException) {
+  process_pool pool{opts(1)};
+  auto r = pool.submit<&throws_huge>(std::size_t{2} << 20).result();
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().kind(), error_kind::exception);
+  EXPECT_EQ(std::string{r.error().what()}.size(), std::size_t{2} << 20);
+  EXPECT_EQ(pool.submit<&square>(5).get(), 25);
+  EXPECT_EQ(pool.stats().restarts, 0U);
+}
+
+TEST(Supervision, AResultTheParentCannotDecodeFailsOnlyItsTask) {
+  process_pool pool{opts(1)};
+  const int pid = pool.submit<&my_pid>().get();
+  auto bad = pool.submit<&makes_unreadable>(13);
+  auto good = pool.submit<&makes_unreadable>(14);
+  auto r = bad.result();
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().kind(), error_kind::serialization);
+  EXPECT_EQ(good.get().value, 14) << "the next task is not blamed";
+  EXPECT_EQ(pool.submit<&my_pid>().get(), pid) << "the worker is not killed";
+}
+
+// --- workers that cannot start -------------------------------------------------------------------
+
+TEST(Supervision, AHangingInitializerFailsTasksClearlyAndGivesUp) {
+  auto o = opts(2);
+  o.initializer = crew::task<&hangs_forever>;
+  o.start_timeout = 300ms;
+  const auto start = std::chrono::steady_clock::now();
+  {
+    process_pool pool{o};
+    auto r = pool.submit<&square>(2).result();
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().kind(), error_kind::worker_lost);
+    EXPECT_NE(std::string{r.error().what()}.find("did not become ready within 300 ms"),
+              std::string::npos)
+        << r.error().what();
+    EXPECT_TRUE(pool.stats().broken);
+    auto later = pool.submit<&square>(3).result();
+    ASSERT_FALSE(later);
+    EXPECT_EQ(later.error().kind(), error_kind::worker_lost);
+    EXPECT_LE(pool.stats().start_failures, 2U * 3U);
+  }
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 30s);
+}
+
+TEST(Supervision, AThrowingInitializerIsNamedAndDoesNotRespawnForever) {
+  auto o = opts(2);
+  o.initializer = crew::task<&throws_at_start>;
+  process_pool pool{o};
+  auto r = pool.submit<&square>(2).result();
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().kind(), error_kind::worker_lost);
+  const std::string what = r.error().what();
+  EXPECT_NE(what.find("initializer threw"), std::string::npos) << what;
+  EXPECT_NE(what.find("no licence server"), std::string::npos) << what;
+  const std::size_t failures = pool.stats().start_failures;
+  std::this_thread::sleep_for(500ms);
+  EXPECT_EQ(pool.stats().start_failures, failures) << "a broken pool stops starting workers";
+  EXPECT_TRUE(pool.worker_pids().empty());
+}
+
+TEST(Supervision, AnExitingInitializerDoesNotPoisonATaskThatNeverRan) {
+  auto o = opts(1);
+  o.initializer = crew::task<&exits_at_start>;
+  o.retries = 2;
+  process_pool pool{o};
+  auto r = pool.submit<&square>(2).result();
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().kind(), error_kind::worker_lost);
+  EXPECT_FALSE(r.error().poisoned()) << "the task never ran";
+  EXPECT_NE(std::string{r.error().what()}.find("exited with code 3"), std::string::npos)
+      << r.error().what();
+}
+
+// --- cancellation ------------------------------------------------------------------------------
+
+TEST(Supervision, ACancelledTaskSentAheadNeverRuns) {
+  auto o = opts(1);
+  o.pipeline_depth = 4;
+  process_pool pool{o};
+  const std::string marker = temp_path("cancel");
+  auto first = pool.submit<&sleeps_ms>(300);
+  auto second = pool.submit<&touches_after_ms>(marker, 0);
+  EXPECT_TRUE(second.cancel());
+  EXPECT_EQ(second.result().error().kind(), error_kind::cancelled);
+  EXPECT_EQ(first.get(), 300);
+  pool.wait_idle();
+  EXPECT_EQ(pool.submit<&square>(4).get(), 16);
+  EXPECT_FALSE(std::filesystem::exists(marker)) << "cancel() said true, but the task ran";
+  std::filesystem::remove(marker);
+}
+
+TEST(Supervision, CancelRacingCompletionNeverLies) {
+  process_pool pool{opts(2)};
+  std::mt19937 random{12345};
+  for (int i = 0; i < 200; ++i) {
+    auto f = pool.submit<&sleeps_ms>(static_cast<int>(random() % 3));
+    std::this_thread::sleep_for(std::chrono::microseconds{random() % 3000});
+    const bool cancelled = f.cancel();
+    auto r = f.result();
+    if (cancelled) {
+      ASSERT_FALSE(r) << "cancel() returned true, yet the future holds a value";
+      EXPECT_EQ(r.error().kind(), error_kind::cancelled);
+    } else {
+      ASSERT_TRUE(r) << "cancel() returned false, yet the task failed: " << r.error().what();
+    }
+  }
+}
+
+TEST(Supervision, ShutdownCancelPendingNeverRunsTasksSentAhead) {
+  auto o = opts(1);
+  o.pipeline_depth = 8;
+  process_pool pool{o};
+  std::vector<std::string> markers;
+  std::vector<crew::future<int>> futures;
+  for (int i = 0; i < 3; ++i) {
+    markers.push_back(temp_path("shutdown"));
+    futures.push_back(pool.submit<&touches_after_ms>(markers.back(), 200));
+  }
+  while (pool.stats().running == 0) std::this_thread::sleep_for(1ms);
+  pool.shutdown(crew::shutdown_mode::cancel_pending);
+  EXPECT_EQ(futures[0].get(), 200);
+  for (int i = 1; i < 3; ++i) {
+    auto r = futures[i].result();
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().kind(), error_kind::cancelled);
+    EXPECT_FALSE(std::filesystem::exists(markers[i])) << "task " << i << " ran";
+  }
+  for (auto& m : markers) std::filesystem::remove(m);
+}
+
+// --- shutdown ----------------------------------------------------------------------------------
+
+TEST(Supervision, ShutdownFromManyThreadsAtOnce) {
+  for (int round = 0; round < 5; ++round) {
+    process_pool pool{opts(2)};
+    std::vector<crew::future<int>> futures;
+    for (int i = 0; i < 20; ++i) futures.push_back(pool.submit<&sleeps_ms>(i % 3));
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 4; ++t) {
+      threads.emplace_back([&pool, t] {
+        if (t == 3) {
+          pool.wait_idle();
+        } else {
+          pool.shutdown(t == 1 ? crew::shutdown_mode::cancel_pending : crew::shutdown_mode::drain);
+        }
+      });
+    }
+    for (auto& t : threads) t.join();
+    for (auto& f : futures) {
+      auto r = f.result();
+      if (!r) {
+        EXPECT_EQ(r.error().kind(), error_kind::cancelled);
+      }
+    }
+    EXPECT_TRUE(pool.worker_pids().empty());
+  }
+}
+
+// --- process trees -------------------------------------------------------------------------------
+
+TEST(Supervision, ATimedOutTaskTakesItsHelperProcessesWithIt) {
+  const std::string pid_file = temp_path("helper");
+  int helper = 0;
+  {
+    auto o = opts(1);
+    o.task_timeout = 500ms;
+    process_pool pool{o};
+    auto r = pool.submit<&starts_helper_then_hangs>(pid_file).result();
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().kind(), error_kind::timed_out);
+    std::ifstream{pid_file} >> helper;
+    ASSERT_GT(helper, 0);
+  }
+  EXPECT_TRUE(crew::test::still_alive_after({helper}, 5s).empty())
+      << "helper " << helper << " outlived its worker";
+  std::filesystem::remove(pid_file);
+}
+
+// --- blame on a hybrid pool ----------------------------------------------------------------------
+
+TEST(Supervision, AHybridSiblingKilledByACrashSaysWhoCrashed) {
+  crew::hybrid_pool_options o;
+  o.processes = 1;
+  o.threads_per_process = 2;
+  crew::hybrid_pool pool{o};
+  auto culprit = pool.submit<&segfaults_after_ms>(200);
+  auto innocent = pool.submit<&sleeps_ms>(5000);
+  auto c = culprit.result();
+  auto i = innocent.result();
+  ASSERT_FALSE(c);
+  EXPECT_EQ(c.error().kind(), error_kind::crashed);
+  EXPECT_EQ(c.error().signal(), SIGSEGV);
+  EXPECT_NE(std::string{c.error().what()}.find("signal 11"), std::string::npos) << c.error().what();
+  ASSERT_FALSE(i);
+  EXPECT_EQ(i.error().kind(), error_kind::crashed);
+  const std::string what = i.error().what();
+  EXPECT_NE(what.find("failed because task"), std::string::npos) << what;
+  EXPECT_NE(what.find("segfaults_after_ms"), std::string::npos) << what;
+  EXPECT_EQ(pool.submit<&square>(6).get(), 36);
+}
+
+}  // namespace
+
+namespace {
+
+TEST(Supervision, CancellingTasksSentAheadThenDestroyingThePoolReturns) {
+  for (int round = 0; round < 3; ++round) {
+    auto o = opts(2);
+    std::vector<crew::future<int>> futures;
+    {
+      process_pool pool{o};
+      for (int i = 0; i < 64; ++i) futures.push_back(pool.submit<&sleeps_ms>(1));
+      EXPECT_EQ(futures.front().get(), 1);
+      for (std::size_t i = 1; i < futures.size(); ++i) futures[i].cancel();
+    }  // the destructor drains what was not cancelled and returns
+    for (std::size_t i = 1; i < futures.size(); ++i) {
+      auto r = futures[i].result();
+      if (!r) {
+        EXPECT_EQ(r.error().kind(), error_kind::cancelled);
+      }
+    }
+  }
+}
+
+TEST(Supervision, GetRethrowsTheTasksOwnExceptionType) {
+  process_pool pool{opts(1)};
+  EXPECT_THROW(pool.submit<&throws_huge>(std::size_t{10}).get(), std::invalid_argument);
+  auto r = pool.submit<&throws_huge>(std::size_t{10}).result();
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().kind(), error_kind::exception);
+  EXPECT_EQ(r.error().remote_type(), "std::invalid_argument");
+}
+
+}  // namespace
