@@ -50,9 +50,8 @@ class dependent_state final : public shared_state<R> {
 
   /// Before the state is shared with anybody.
   void depends_on(state_base& state) {
-    inner_.reserve(inner_.size() + 1);  // may throw: before the reference is taken
+    inner_.push_back(&state);  // may throw: before the reference is taken
     state.add_ref();
-    inner_.push_back(&state);
   }
 
  protected:

@@ -60,11 +60,10 @@ class completion_queue final : public watcher,
   /// the queue with detail::watch() says it here): a pool worker blocked in pop() may run its
   /// task if it has not started. Owner's thread.
   void expect(std::size_t slot, state_base& state) {
-    to_try_.reserve(to_try_.size() + 1);  // may throw: before anything changes
+    to_try_.push_back(slot);  // may throw: before anything else changes
     state.add_ref();
     forget(slot);
     expected_[slot] = &state;
-    to_try_.push_back(slot);
   }
 
   /// As a watcher (crew/detail/watch.hpp): the slot is the tag. Same precondition as watch().
