@@ -16,6 +16,8 @@ esac
 
 bash scripts/setup.sh
 launcher=()
+# Paths relative to the checkout in ccache's keys: a fresh clone elsewhere reuses the cache.
+export CCACHE_BASEDIR="${CCACHE_BASEDIR:-$PWD}"
 command -v ccache >/dev/null && launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
 cmake -S . -B build-release -G Ninja -DCMAKE_BUILD_TYPE=Release -DCREW_BUILD_TESTS=OFF \
   -DCREW_BUILD_BENCHMARKS=OFF -DCREW_BUILD_EXAMPLES=OFF "${launcher[@]}" >/dev/null

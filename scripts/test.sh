@@ -33,6 +33,8 @@ bash scripts/setup.sh
 build=build
 [ -n "$sanitize" ] && build="build-${sanitize//,/-}"
 launcher=()
+# Paths relative to the checkout in ccache's keys: a fresh clone elsewhere reuses the cache.
+export CCACHE_BASEDIR="${CCACHE_BASEDIR:-$PWD}"
 command -v ccache >/dev/null && launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
 jobs=$(nproc)
 

@@ -31,8 +31,9 @@ enum class error_kind {
 /// A short lower-case name for `kind`, e.g. "timed_out".
 std::string_view to_string(error_kind kind) noexcept;
 
-/// The failure of one task. Thrown by `future::get()` (except on a thread pool, where get()
-/// rethrows the task's own exception) and held by `outcome<T>`.
+/// The failure of one task, held by `outcome<T>` and thrown by `future::get()` — except when the
+/// task threw an exception that crew can rebuild (its own, on a thread pool; a standard or
+/// registered type, from another process): get() rethrows that one, available as original().
 class task_error : public std::runtime_error {
  public:
   /// Everything an executor knows about a failure; fields that do not apply stay at their default.

@@ -64,8 +64,9 @@ class [[nodiscard]] future {
     return checked().wait_until(steady) ? std::future_status::ready : std::future_status::timeout;
   }
 
-  /// Waits, then returns the value or throws: the task's own exception when it ran in this
-  /// process (thread pool), a task_error otherwise. Consumes the future.
+  /// Waits, then returns the value or throws: the task's own exception (on a thread pool; from
+  /// another process when its type is standard or registered, see crew/exception.hpp), a
+  /// task_error otherwise. Consumes the future.
   T get() {
     wait();
     auto state = std::move(state_);

@@ -26,6 +26,7 @@
 
 #include "crew/codec.hpp"
 #include "crew/detail/registry.hpp"
+#include "crew/exception.hpp"
 #include "crew/thread_pool.hpp"
 #include "mpi/protocol.hpp"
 #include "mpi/runtime.hpp"

@@ -190,6 +190,12 @@ TEST(ProcessPool, SegfaultFailsOneTaskAndThePoolGoesOn) {
   for (int i = 0; i < 100; ++i) ASSERT_EQ(before[i].get(), i * i);
   for (int i = 0; i < 100; ++i) ASSERT_EQ(after[i].get(), i * i);
   pool.wait_idle();
+  // wait_idle() is about tasks; the replacement worker starts on the supervisor's thread.
+  const auto deadline = std::chrono::steady_clock::now() + 30s;
+  while ((pool.stats().restarts < 1 || pool.stats().workers < 2) &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(1ms);
+  }
   const auto s = pool.stats();
   EXPECT_EQ(s.crashes, 1U);
   EXPECT_EQ(s.restarts, 1U);

@@ -38,38 +38,18 @@
 
 #include "crew/thread_pool.hpp"
 #include "crew/when.hpp"
-
-// ThreadSanitizer cannot see the reference count inside libstdc++'s exception_ptr (see
-// thread_pool_test.cpp): only frees made from inside libstdc++ are suppressed.
-extern "C" const char* __tsan_default_suppressions() {
-  return "race:std::__exception_ptr::exception_ptr::_M_release\n"
-         "called_from_lib:libstdc++.so.6\n";
-}
+#include "support/thread_gate.hpp"
 
 namespace {
+
+using crew::test::gate;
+using crew::test::patience;
 
 using crew::error_kind;
 using crew::future;
 using crew::shutdown_mode;
 using crew::thread_pool;
 using namespace std::chrono_literals;
-
-constexpr auto patience = 60s;
-
-class gate {
- public:
-  void wait() const {
-    while (!open_.load(std::memory_order_acquire)) open_.wait(false, std::memory_order_acquire);
-  }
-  void open() {
-    open_.store(true, std::memory_order_release);
-    open_.notify_all();
-  }
-  [[nodiscard]] bool is_open() const { return open_.load(std::memory_order_acquire); }
-
- private:
-  std::atomic<bool> open_{false};
-};
 
 template <class Pred>
 bool eventually(Pred done) {

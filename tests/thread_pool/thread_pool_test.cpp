@@ -13,42 +13,18 @@
 #include <vector>
 
 #include "crew/when.hpp"
-
-// ThreadSanitizer cannot see the reference count inside libstdc++'s exception_ptr (its atomics are
-// compiled into the uninstrumented libstdc++.so), so the last release of a task's exception on a
-// worker, after the test thread caught and dropped its copy, looks like a race. Only frees made
-// from inside libstdc++ (the exception's release and destructor) are suppressed; crew's own code
-// stays checked. The hook is read by the TSan runtime only; other builds never call it.
-extern "C" const char* __tsan_default_suppressions() {
-  return "race:std::__exception_ptr::exception_ptr::_M_release\n"
-         "called_from_lib:libstdc++.so.6\n";
-}
+#include "support/thread_gate.hpp"
 
 namespace {
+
+using crew::test::gate;
+using crew::test::patience;
 
 using crew::error_kind;
 using crew::future;
 using crew::shutdown_mode;
 using crew::thread_pool;
 using namespace std::chrono_literals;
-
-// Generous: only a hang, never a slow machine, gets near it.
-constexpr auto patience = 60s;
-
-/// Holds tasks until opened. Tasks call wait(); the test calls open().
-class gate {
- public:
-  void wait() const {
-    while (!open_.load(std::memory_order_acquire)) open_.wait(false, std::memory_order_acquire);
-  }
-  void open() {
-    open_.store(true, std::memory_order_release);
-    open_.notify_all();
-  }
-
- private:
-  std::atomic<bool> open_{false};
-};
 
 /// Blocks every worker of `pool` on `g`; returns when all of them are blocked.
 std::vector<future<void>> occupy_all_workers(thread_pool& pool, gate& g) {

@@ -17,30 +17,16 @@
 
 #include "crew/thread_pool.hpp"
 #include "crew/when.hpp"
+#include "support/thread_gate.hpp"
 
 namespace {
+
+using crew::test::gate;
+using crew::test::patience;
 
 using crew::future;
 using crew::thread_pool;
 using namespace std::chrono_literals;
-
-// Generous: only a hang, never a slow machine, gets near it.
-constexpr auto patience = 60s;
-
-/// Holds tasks until opened.
-class gate {
- public:
-  void wait() const {
-    while (!open_.load(std::memory_order_acquire)) open_.wait(false, std::memory_order_acquire);
-  }
-  void open() {
-    open_.store(true, std::memory_order_release);
-    open_.notify_all();
-  }
-
- private:
-  std::atomic<bool> open_{false};
-};
 
 /// Spins (yielding) until `done()` or the patience runs out; returns done().
 template <class Pred>

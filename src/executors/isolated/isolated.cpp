@@ -14,8 +14,8 @@
 #include <system_error>
 
 #include "core/exception_name.hpp"
-#include "crew/exception.hpp"
 #include "crew/child_process.hpp"
+#include "crew/exception.hpp"
 // Read-only use of the process supervisors' helper that quotes a stderr tail.
 #include "executors/process/proc.hpp"
 
@@ -130,10 +130,9 @@ std::vector<std::byte> run_in_child(const std::function<void(byte_sink&)>& body,
   try {
     if (status == status_value) return received;
     if (status == status_exception) {
-      // The callable's own exception, rebuilt where its type is known (as a pool's get()).
-      task_error error = remote_exception_error(received, std::move(details));
-      if (error.original()) std::rethrow_exception(error.original());
-      throw error;
+      // A task_error of kind exception, whose original() holds the callable's own exception,
+      // rebuilt where its type is known.
+      throw remote_exception_error(received, std::move(details));
     }
     if (status == status_serialization) {
       throw task_error{error_kind::serialization, codec::decode<std::string>(received),

@@ -475,7 +475,35 @@ launched_worker launch_from_server(int stderr_write, const worker_config& config
     }
     launched_worker out;
     out.pid = answer.pid;
-    out.pidfd.reset(open_pidfd(answer.pid));
+    const int fd = static_cast<int>(syscall(SYS_pidfd_open, answer.pid, 0));
+    if (fd < 0 && errno == ESRCH) {
+      // The worker ended (and the server reaped it) before we could watch it: an initializer
+      // that exits at once, say. Its status is on its way from the server; say what it was.
+      int status = -1;
+      if (auto it = s.exit_status.find(answer.pid); it != s.exit_status.end()) {
+        status = it->second;
+        s.exit_status.erase(it);
+      } else {
+        (void)read_replies(
+            [&](const server_reply& r) {
+              if (r.kind != exited || r.pid != answer.pid) return false;
+              status = r.status;
+              s.exit_status.erase(answer.pid);
+              return true;
+            },
+            std::chrono::seconds{5});
+      }
+      std::string how = "ended";
+      if (status >= 0 && WIFEXITED(status)) {
+        how = "exited with code " + std::to_string(WEXITSTATUS(status));
+      } else if (status >= 0 && WIFSIGNALED(status)) {
+        how = "was killed by signal " + std::to_string(WTERMSIG(status));
+      }
+      throw std::runtime_error("worker " + std::to_string(answer.pid) + " " + how +
+                               " as soon as it started");
+    }
+    if (fd < 0) throw_errno("pidfd_open");
+    out.pidfd.reset(fd);
     return out;
   }
 }

@@ -46,11 +46,13 @@ bool scheduler::cancel(std::uint64_t seq) noexcept {
   std::optional<std::size_t> stop_lane;  // running now: its worker is stopped
   {
     std::lock_guard lock{mu_};
-    for (auto it = pending_.begin(); it != pending_.end() && !owned; ++it) {
+    for (auto it = pending_.begin(); it != pending_.end(); ++it) {
       if ((*it)->seq != seq) continue;
       owned = std::move(*it);
       pending_.erase(it);
-      note_idle_locked();
+      // Completing until its future is failed below: wait_idle() must not return before.
+      completing_.fetch_add(1, std::memory_order_relaxed);
+      break;
     }
     for (std::size_t i = 0; i < lanes_.size() && !owned && !running; ++i) {
       lane& l = lanes_[i];
@@ -81,6 +83,8 @@ bool scheduler::cancel(std::uint64_t seq) noexcept {
       ++stats_.cancelled;
       ++stats_.failed;
     }
+    completing_.fetch_sub(1, std::memory_order_seq_cst);
+    note_idle_locked();
     return won;
   }
   if (!running) return false;
