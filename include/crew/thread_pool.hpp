@@ -12,8 +12,9 @@
 //     get round trip costs no thread hand-off. Only the awaited task, never another one; and
 //     only on the thread that submitted to this pool last (it alone is known to keep the pool
 //     alive). Timed waits (wait_for/wait_until) outside the pool never run the task.
-//   * A pool worker whose task T waits (get, wait, result, wait_for, wait_until, as_completed,
-//     when_all(...).get()) runs (1) the awaited task, if nobody started it, and (2) tasks that T
+//   * A pool worker whose task T waits (get, wait, result, wait_for, wait_until, crew::wait,
+//     as_completed, when_all/when_any/then(...).get()) runs (1) the awaited task (or the tasks
+//     such a combined future waits for), if nobody started it, and (2) tasks that T
 //     submitted, directly or through tasks it submitted — never an unrelated task. So a task may
 //     hold a lock across a wait on its own subtasks without its thread being made to run another
 //     task that takes the same lock, and recursive fork-join (submit + get per call) never

@@ -36,6 +36,43 @@
 namespace crew {
 namespace detail {
 
+/// A state completed by continuations on other states (when_any, then). A pool worker that waits
+/// on it may run the tasks of those states that have not started, as it would run a task it
+/// waited for directly (crew/thread_pool.hpp, "Waiting"): with one worker nothing else could.
+/// Holds a reference to each such state, since its continuation may drop the state before this
+/// one is ready.
+template <class R>
+class dependent_state final : public shared_state<R> {
+ public:
+  dependent_state() = default;
+  dependent_state(const dependent_state&) = delete;
+  dependent_state& operator=(const dependent_state&) = delete;
+
+  /// Before the state is shared with anybody.
+  void depends_on(state_base& state) {
+    inner_.push_back(&state);  // may throw: before the reference is taken
+    state.add_ref();
+  }
+
+ protected:
+  ~dependent_state() override {
+    for (state_base* state : inner_) state->release();
+  }
+
+ private:
+  // Called by the one thread that waits on this state. A state passed over (started, or not this
+  // worker's to run) is never looked at again: O(n) over the whole wait.
+  bool run_on_worker() noexcept override {
+    for (; scan_ < inner_.size(); ++scan_) {
+      if (inner_[scan_]->run_here()) return true;
+    }
+    return false;
+  }
+
+  std::vector<state_base*> inner_;
+  std::size_t scan_ = 0;
+};
+
 /// Completion order of a set of futures. Kept alive by its owner and by every continuation that
 /// has not fired yet, so a state finishing after the owner is gone still has somewhere to report.
 template <class T>
@@ -93,7 +130,8 @@ class completion_set : public std::enable_shared_from_this<completion_set<T>> {
     wait_helper* helper = current_wait_helper();
     for (;;) {
       if (pop(index)) return index;
-      if (helper != nullptr && helper->try_run_one(next_unstarted())) continue;
+      // On a pool worker: its own subtasks, else a task it waits for that has not started.
+      if (helper != nullptr && (helper->try_run_one(nullptr) || run_one_unstarted())) continue;
       const std::uint32_t key = notifier_.prepare_wait();
       if (pop(index)) {
         notifier_.cancel_wait();
@@ -104,15 +142,15 @@ class completion_set : public std::enable_shared_from_this<completion_set<T>> {
     }
   }
 
-  // The first future whose task has not started, for a pool worker that waits here to run it
-  // (wait_helper::try_run_one). A task seen started runs somewhere already, so each future is
-  // passed over once: the whole scan costs O(n) however many times this is called.
-  state_base* next_unstarted() noexcept {
+  // Runs, on this pool worker, the task of a future here that has not started and that the
+  // worker may run (state_base::run_here). A future passed over (started, handed out, or not this
+  // worker's to run) is never looked at again: O(n) over the whole wait.
+  bool run_one_unstarted() noexcept {
     for (; scan_ < futures_.size(); ++scan_) {
       state_base* state = futures_[scan_].state();
-      if (state != nullptr && state->status() == state_base::pending) return state;
+      if (state != nullptr && state->run_here()) return true;
     }
-    return nullptr;
+    return false;
   }
 
   std::vector<future<T>> futures_;
@@ -273,6 +311,7 @@ class completion_order {
     }
     queue_ = detail::completion_queue::make(futures_->size());
     for (std::size_t i = 0; i < futures_->size(); ++i) {
+      queue_->expect(i, *(*futures_)[i].state());
       detail::watch(*(*futures_)[i].state(), queue_, i);
     }
   }
@@ -411,7 +450,9 @@ future<when_any_result<T>> when_any(std::vector<future<T>> futures) {
   for (const auto& f : futures) {
     if (!f.valid()) throw std::future_error(std::future_errc::no_state);
   }
-  auto state = detail::make_state<detail::shared_state<when_any_result<T>>>();
+  auto typed = detail::make_state<detail::dependent_state<when_any_result<T>>>();
+  for (auto& f : futures) typed->depends_on(*f.state());
+  detail::state_ptr<detail::shared_state<when_any_result<T>>> state{std::move(typed)};
   future<when_any_result<T>> out{state};
   if (futures.empty()) {
     state->set_value(when_any_result<T>{});
@@ -469,7 +510,9 @@ wait_result wait_impl(std::vector<future<T>>& futures, return_when when,
       (deadline == nullptr || std::chrono::steady_clock::now() < *deadline)) {
     auto queue = completion_queue::make(futures.size());
     for (std::size_t i = 0; i < futures.size(); ++i) {
-      if (!futures[i].state()->is_ready()) watch(*futures[i].state(), queue, i);
+      if (futures[i].state()->is_ready()) continue;
+      queue->expect(i, *futures[i].state());
+      watch(*futures[i].state(), queue, i);
     }
     while (!wait_satisfied(futures, when)) {
       if (!queue->pop(deadline)) break;  // timed out
@@ -553,7 +596,9 @@ requires std::invocable < std::decay_t<F>
                       -> future<detail::then_result_t<T, std::decay_t<F>>> {
   using R = detail::then_result_t<T, std::decay_t<F>>;
   if (!f.valid()) throw std::future_error(std::future_errc::no_state);
-  auto state = detail::make_state<detail::shared_state<R>>();
+  auto typed = detail::make_state<detail::dependent_state<R>>();
+  typed->depends_on(*f.state());
+  detail::state_ptr<detail::shared_state<R>> state{std::move(typed)};
   future<R> out{state};
   detail::state_base* source = f.state();
   auto w = std::make_shared<detail::then_watcher<T, std::decay_t<F>>>(

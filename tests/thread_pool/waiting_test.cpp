@@ -286,6 +286,45 @@ TEST_P(Waiting, WaitingOnManyTasksSubmittedFromOutsideRunsThem) {
   EXPECT_EQ(consumer.get(), 45 + 450);
 }
 
+TEST_P(Waiting, EveryMultiFutureWaitRunsTheTasksItWaitsFor) {
+  // crew::wait, as_completed over the caller's vector (with a timeout), when_any and then,
+  // inside a task, over tasks the test thread submitted: with one worker only the waiting
+  // worker can run them, as tasks it waits for.
+  thread_pool pool{workers()};
+  std::vector<future<int>> for_wait;
+  std::vector<future<int>> for_order;
+  std::vector<future<int>> for_any;
+  future<int> for_then;
+  std::atomic<bool> handed{false};
+  auto consumer = pool.submit([&] {
+    while (!handed.load()) std::this_thread::yield();
+    int sum = 0;
+    const auto first = crew::wait(for_wait, crew::return_when::first_completed);
+    EXPECT_FALSE(first.done.empty());
+    const auto all = crew::wait(for_wait, crew::return_when::all_completed);
+    EXPECT_EQ(all.done.size(), for_wait.size());
+    for (auto& f : for_wait) sum += f.get();
+    auto order = crew::as_completed(for_order, patience);
+    for (auto& f : order) sum += f.get();
+    EXPECT_FALSE(order.timed_out());
+    auto any = crew::when_any(std::move(for_any)).get();
+    EXPECT_NE(any.index, crew::when_any_result<int>::npos);
+    for (auto& f : any.futures) sum += f.get();
+    sum +=
+        crew::then(std::move(for_then), [](crew::outcome<int> r) { return r.value() * 2; }).get();
+    return sum;
+  });
+  for (int i = 0; i < 5; ++i) {
+    for_wait.push_back(pool.submit([i] { return i; }));        // 10
+    for_order.push_back(pool.submit([i] { return 10 * i; }));  // 100
+    for_any.push_back(pool.submit([i] { return 100 * i; }));   // 1000
+  }
+  for_then = pool.submit([] { return 500; });  // 1000 after then
+  handed.store(true);
+  ASSERT_EQ(consumer.wait_for(patience), std::future_status::ready);
+  EXPECT_EQ(consumer.get(), 10 + 100 + 1000 + 1000);
+}
+
 TEST_P(Waiting, NestedForkJoinCompletesWhileUnrelatedWorkFloods) {
   thread_pool pool{workers()};
   std::atomic<bool> stop{false};
