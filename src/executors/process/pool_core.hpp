@@ -130,7 +130,7 @@ class process_pool_core {
   // the supervisor (supervisor.cpp)
   void supervisor_main();
   void request_stop(std::size_t lane, remote::stop_reason reason, std::uint64_t seq);
-  void launch(process::worker_process& process);
+  void launch(process::worker_process& process, bool replacement);
   void handle_death(process::worker_process& process);
   void after_start_failure(process::worker_process& process, const std::string& why);
   void stop_process(process::worker_process& process, remote::stop_reason reason, std::uint64_t seq,

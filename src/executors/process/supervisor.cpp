@@ -124,7 +124,7 @@ void process_pool_core::stop_process(worker_process& p, stop_reason reason, std:
   }
 }
 
-void process_pool_core::launch(worker_process& p) {
+void process_pool_core::launch(worker_process& p, bool replacement) {
   std::vector<ipc::unique_fd> worker_ends(threads_);
   process::worker_config config;
   for (std::size_t t = 0; t < threads_; ++t) {
@@ -173,6 +173,9 @@ void process_pool_core::launch(worker_process& p) {
     std::lock_guard lock{pids_mu_};
     pids_[p.index] = p.pid;
   }
+  // Counted before the lanes can be handed work: a task the replacement runs is never seen
+  // before its restart is.
+  if (replacement) scheduler_.count_restart();
   for (lane_slot& lane : lanes_of(p)) {
     lane.starting.store(true, std::memory_order_release);
     lane.attached.store(true, std::memory_order_release);
@@ -308,8 +311,7 @@ void process_pool_core::supervise(clock::time_point now) {
     if (p.state == phase::down) {
       if (stopping_.load() || scheduler_.broken() || now < p.restart_at) continue;
       try {
-        launch(p);
-        scheduler_.count_restart();
+        launch(p, /*replacement=*/true);
       } catch (const std::exception& e) {
         for (lane_slot& lane : lanes_of(p)) {
           lock_reading(lane);
@@ -416,7 +418,7 @@ void process_pool_core::supervisor_main() {
   std::exception_ptr first_error;
   for (worker_process& p : processes_) {
     try {
-      launch(p);
+      launch(p, /*replacement=*/false);
       any = true;
     } catch (const std::exception& e) {
       if (!first_error) first_error = std::current_exception();
