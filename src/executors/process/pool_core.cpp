@@ -241,7 +241,7 @@ bool process_pool_core::drain_lane(lane_slot& lane) noexcept {
 }
 
 bool process_pool_core::drain_lane_held(lane_slot& lane) noexcept {
-  if (!lane.chan) return false;
+  if (!lane.chan || lane.broken.load(std::memory_order_relaxed)) return false;
   bool any = false;
   if (lane.starting.load(std::memory_order_acquire) &&
       lane.control->ready.load(std::memory_order_acquire) != 0) {
@@ -255,7 +255,10 @@ bool process_pool_core::drain_lane_held(lane_slot& lane) noexcept {
       result = lane.chan->receive();
     } catch (const process::protocol_error& e) {
       // The task the lane holds next is the one whose answer was broken: it fails; the worker
-      // is stopped, and what else it held runs elsewhere.
+      // is stopped, and what else it held runs elsewhere. The lane takes no more work and is
+      // not read again: its ring cannot be trusted, and nothing else on it is to blame.
+      lane.broken.store(true, std::memory_order_relaxed);
+      scheduler_.lane_stopping(lane.index);
       if (remote::record_ptr record = scheduler_.accept(lane.index, 0)) {
         const std::uint64_t seq = record->seq;
         scheduler_.finish(
@@ -267,7 +270,6 @@ bool process_pool_core::drain_lane_held(lane_slot& lane) noexcept {
       } else {
         request_stop(lane.index, remote::stop_reason::protocol, 0);
       }
-      scheduler_.lane_stopping(lane.index);
       return true;
     }
     if (!result) break;
@@ -275,6 +277,7 @@ bool process_pool_core::drain_lane_held(lane_slot& lane) noexcept {
     remote::record_ptr record = scheduler_.accept(lane.index, result->seq);
     if (!record) {
       // An answer to a task it was not given (or out of order).
+      lane.broken.store(true, std::memory_order_relaxed);
       scheduler_.lane_stopping(lane.index);
       request_stop(lane.index, remote::stop_reason::protocol, 0);
       return true;

@@ -55,6 +55,8 @@ class lane_slot final : public remote::lane_port {
   std::atomic<bool> starting{false};
   /// A worker is attached (cheap pre-check for drainers).
   std::atomic<bool> attached{false};
+  /// Its worker broke the protocol: the lane is not read again until the next worker.
+  std::atomic<bool> broken{false};
   /// Bumped for each worker the lane gets: stop requests name the worker they mean.
   std::atomic<std::uint64_t> generation{0};
   /// Fixed addresses in the pool region (valid for the pool's life, whoever the worker is).

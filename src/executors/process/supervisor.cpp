@@ -138,6 +138,7 @@ void process_pool_core::launch(worker_process& p, bool replacement) {
       throw;
     }
     lane.generation.fetch_add(1, std::memory_order_acq_rel);
+    lane.broken.store(false, std::memory_order_relaxed);
     lane.reading.clear(std::memory_order_release);
     config.socket_fds[t] = worker_ends[t].get();
   }
