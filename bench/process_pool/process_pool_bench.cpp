@@ -879,18 +879,16 @@ int run(const config& cfg) {
     line("process_pool", r.process);
     line("thread_pool, get() (runs the unstarted task inline)", r.thread);
     line("thread_pool, wait_for() then get() (a worker runs it)", r.thread_handoff);
-    line("crew's raw ring between two processes (64 B echo, same waiting as a worker)",
-         r.raw_ring);
+    line("crew's raw ring between two processes (64 B echo, same waiting as a worker)", r.raw_ring);
     std::cout << "\n" << std::flush;
     const double process_median = percentile(r.process, 0.5);
     const double ring = percentile(r.raw_ring, 0.5);
     add_target("(b) round trip: process_pool ≤ 4× crew's raw ring between two processes",
-               fmt_time(process_median) + " vs " + fmt_time(ring), process_median / ring, 4,
-               true);
+               fmt_time(process_median) + " vs " + fmt_time(ring), process_median / ring, 4, true);
     const double handoff = percentile(r.thread_handoff, 0.5);
     add_target("(b) round trip: process_pool ≤ 1.5× thread_pool (hand-off to a worker thread)",
-               fmt_time(process_median) + " vs " + fmt_time(handoff), process_median / handoff,
-               1.5, true);
+               fmt_time(process_median) + " vs " + fmt_time(handoff), process_median / handoff, 1.5,
+               true);
   }
   pp.reset();
   deep.reset();

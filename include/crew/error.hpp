@@ -46,7 +46,8 @@ class task_error : public std::runtime_error {
     std::string task_name;        ///< the task's function name, when known
     std::size_t peak_memory = 0;  ///< bytes, for out_of_memory
     bool poisoned = false;        ///< the task killed every worker it was retried on
-    std::exception_ptr original;  ///< the task's own exception (or its rebuilt copy), see original()
+    std::exception_ptr
+        original;  ///< the task's own exception (or its rebuilt copy), see original()
 
     /// Details that only name the task.
     static details named(std::string task) {

@@ -35,7 +35,6 @@ runtime* current_runtime() noexcept;
 /// pool closes). Returns whether the caller may finalise MPI (false when a rank of the job died).
 bool serve(MPI_Comm comm, int root, bool spawned);
 
-
 inline void cpu_relax() noexcept {
 #if defined(__x86_64__) || defined(__i386__)
   __builtin_ia32_pause();

@@ -248,8 +248,8 @@ TEST(ProcessPool, CancelQueuedAndRunningTasks) {
   o.pipeline_depth = 2;
   process_pool pool{o};
   auto running = pool.submit<&sleeps_ms>(60'000);
-  auto in_ring = pool.submit<&sleeps_ms>(1);  // sent ahead to the worker
-  auto queued = pool.submit<&sleeps_ms>(2);   // still in the parent's queue
+  auto in_ring = pool.submit<&sleeps_ms>(1);                          // sent ahead to the worker
+  auto queued = pool.submit<&sleeps_ms>(2);                           // still in the parent's queue
   while (pool.stats().running < 1) std::this_thread::sleep_for(1ms);  // the first has started
   EXPECT_TRUE(queued.cancel());
   EXPECT_TRUE(in_ring.cancel());
