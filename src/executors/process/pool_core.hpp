@@ -91,7 +91,6 @@ struct worker_process {
   // Why it is being stopped, and for which task.
   remote::stop_reason reason = remote::stop_reason::none;
   std::uint64_t stopped_for = 0;
-  std::size_t stopped_lane = 0;
   std::size_t peak_memory = 0;
   bool term_pending = false;
   clock::time_point term_sent{};
@@ -170,7 +169,6 @@ class process_pool_core {
   std::mutex command_mu_;
   std::vector<stop_command> commands_;  // guarded by command_mu_
   std::atomic<bool> stopping_{false};   // shutdown: exits sent, no restarts without work
-  std::atomic<bool> supervisor_done_{false};
 
   // Start-up hand-shake with the constructor.
   std::mutex start_mu_;

@@ -109,12 +109,11 @@ void process_pool_core::run_commands() {
 }
 
 void process_pool_core::stop_process(worker_process& p, stop_reason reason, std::uint64_t seq,
-                                     std::size_t lane, int signal) {
+                                     std::size_t /*lane*/, int signal) {
   if (p.state == worker_process::phase::down) return;
   if (p.reason == stop_reason::none) {
     p.reason = reason;
     p.stopped_for = seq;
-    p.stopped_lane = lane;
   }
   for (lane_slot& l : lanes_of(p)) scheduler_.lane_stopping(l.index);
   signal_group(p.pid, p.pidfd.get(), signal);
@@ -253,7 +252,6 @@ void process_pool_core::handle_death(worker_process& p) {
   for (std::size_t t = 0; t < lanes.size(); ++t) {
     remote::lane_end end;
     end.base = base;
-    end.ready = ready;
     end.reason = p.reason;
     end.stopped_for = p.stopped_for;
     end.peak_memory = p.peak_memory;
@@ -492,7 +490,6 @@ void process_pool_core::supervisor_main() {
       stop_deadline_ = clock::time_point::max();
     }
   }
-  supervisor_done_.store(true);
 }
 
 }  // namespace crew::detail

@@ -366,7 +366,7 @@ void scheduler::settle_lane(std::size_t index, const lane_end& end) {
     std::lock_guard lock{mu_};
     lane& l = lanes_[index];
     // The lane answers in order, so after the drain the front is the task its worker held.
-    if (!l.in_flight.empty() && !end.clean_exit) settle_front_locked(l, end, done);
+    if (!l.in_flight.empty()) settle_front_locked(l, end, done);
     // Everything else it held goes back to the front of the queue, in order; what cancel()
     // already failed is dropped.
     while (!l.in_flight.empty()) {

@@ -77,8 +77,6 @@ enum class stop_reason { none, timed_out, out_of_memory, cancelled, protocol, re
 /// What the supervisor knows about the end of the worker that served a lane.
 struct lane_end {
   task_error::details base;                // pid, signal or exit code, stderr tail
-  bool ready = false;                      // the worker had started serving
-  bool clean_exit = false;                 // it exited with 0 after being asked to
   stop_reason reason = stop_reason::none;  // why it was stopped, if on purpose
   std::uint64_t stopped_for = 0;           // the task it was stopped for (this lane's or another's)
   std::string stopped_for_name;            // that task's name, for other lanes' messages
