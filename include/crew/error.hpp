@@ -60,6 +60,10 @@ class task_error : public std::runtime_error {
   task_error(error_kind kind, const std::string& message);
   task_error(error_kind kind, const std::string& message, details info);
 
+  /// The message. Each copy owns its own: std::runtime_error's message is shared between copies
+  /// through a reference count inside libstdc++, which ThreadSanitizer cannot see, so copies
+  /// handed across threads would be reported as races.
+  [[nodiscard]] const char* what() const noexcept override { return message_.c_str(); }
   [[nodiscard]] error_kind kind() const noexcept { return kind_; }
   [[nodiscard]] int pid() const noexcept { return info_.pid; }
   [[nodiscard]] int signal() const noexcept { return info_.signal; }
@@ -78,6 +82,7 @@ class task_error : public std::runtime_error {
   static task_error from_exception(std::exception_ptr error);
 
  private:
+  std::string message_;
   error_kind kind_;
   details info_;
 };

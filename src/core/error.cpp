@@ -32,11 +32,13 @@ std::string_view to_string(error_kind kind) noexcept {
   return "unknown";
 }
 
+// The base holds an empty message (libstdc++'s static empty string, never counted); what()
+// returns message_.
 task_error::task_error(error_kind kind, const std::string& message)
-    : std::runtime_error(message), kind_(kind) {}
+    : std::runtime_error(""), message_(message), kind_(kind) {}
 
 task_error::task_error(error_kind kind, const std::string& message, details info)
-    : std::runtime_error(message), kind_(kind), info_(std::move(info)) {}
+    : std::runtime_error(""), message_(message), kind_(kind), info_(std::move(info)) {}
 
 task_error task_error::from_exception(std::exception_ptr error) {
   details info;

@@ -72,4 +72,19 @@ TEST(Outcome, MoveOnlyValuesAndVoid) {
   EXPECT_EQ(bad.error().kind(), error_kind::cancelled);
 }
 
+
+// A task_error is handed from the thread that fails a future to the thread that reads it; each
+// copy owns its message, so no copy reads memory another thread may free.
+TEST(TaskError, CopiesOwnTheirMessage) {
+  const task_error first{error_kind::crashed, "worker 3 was killed by signal 11"};
+  task_error copy = first;
+  EXPECT_STREQ(copy.what(), first.what());
+  EXPECT_NE(static_cast<const void*>(copy.what()), static_cast<const void*>(first.what()));
+  const task_error moved = std::move(copy);
+  EXPECT_STREQ(moved.what(), "worker 3 was killed by signal 11");
+  const std::runtime_error& as_base = moved;
+  EXPECT_STREQ(as_base.what(), "worker 3 was killed by signal 11");
+  EXPECT_TRUE(std::is_nothrow_move_constructible_v<task_error>);
+}
+
 }  // namespace
