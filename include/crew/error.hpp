@@ -26,6 +26,7 @@ enum class error_kind {
   serialization,  ///< an argument or result could not be encoded or decoded
   pool_closed,    ///< the task was submitted after shutdown() began (a task it had accepted and
                   ///< shutdown(cancel_pending) dropped is `cancelled`)
+  queue_full,     ///< the pool's queue held max_queued tasks and its on_full is queue_full::fail
 };
 
 /// A short lower-case name for `kind`, e.g. "timed_out".

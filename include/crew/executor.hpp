@@ -29,4 +29,22 @@ concept executor = requires(E& pool) {
 /// How a pool shuts down: finish everything queued, or cancel what has not started.
 enum class shutdown_mode { drain, cancel_pending };
 
+/// What a pool's stop_now() did, counted over the tasks it found. Every one of them has a
+/// resolved future when stop_now() returns, except still_running ones on executors that cannot
+/// stop a running task (their futures resolve when the task ends).
+struct stop_report {
+  std::size_t cancelled = 0;  ///< had not started: never run, `cancelled`
+  std::size_t stopped = 0;    ///< running: the worker process was killed, `cancelled`
+  /// Running and not stoppable (thread_pool: a thread cannot be killed; mpi_pool: a rank cannot
+  /// be killed from rank 0): they run to their end. On thread_pool their futures get the task's
+  /// own result; on mpi_pool they are failed `cancelled` now and the result is dropped.
+  std::size_t still_running = 0;
+};
+
+/// What submit does when a pool's queue holds max_queued tasks (pool option on_full).
+enum class queue_full {
+  block,  ///< wait until a task leaves the queue (or the pool closes: pool_closed)
+  fail,   ///< return a future that holds error_kind::queue_full at once
+};
+
 }  // namespace crew

@@ -31,8 +31,19 @@
 //
 // Lifetime: the destructor drains (runs every queued task, then joins the workers); calls to
 // shutdown() or wait_idle() already in progress on other threads return normally. Futures may
-// outlive the pool: they own their result. A submission after shutdown() returns a future that
-// holds error_kind::pool_closed; it never crashes or blocks.
+// outlive the pool: they own their result. A submission after shutdown() or close() returns a
+// future that holds error_kind::pool_closed; it never crashes or blocks.
+//
+// Stopping without waiting: close() closes the pool and returns at once (the workers finish in
+// the background; the destructor joins them); stop_now() also cancels every queued task and
+// returns at once — a running thread cannot be stopped, so running tasks finish, and its
+// stop_report says how many still run.
+//
+// A bound on queued tasks (options.max_queued): a submission from outside the pool that finds
+// that many tasks queued blocks until one leaves the queue (on_full = block) or fails with
+// error_kind::queue_full (on_full = fail); close()/shutdown() wake blocked submitters with
+// pool_closed. Submissions from the pool's own tasks are never blocked or refused (a task that
+// blocked on its own pool's queue could wait forever).
 //
 // Errors: a task's exception never kills a worker; future::get() rethrows the task's own
 // exception (whatever its type), future::result() gives task_error with error_kind::exception.
@@ -50,6 +61,7 @@
 #include <utility>
 #include <vector>
 
+#include "crew/call.hpp"
 #include "crew/detail/thread_pool/task.hpp"
 #include "crew/error.hpp"
 #include "crew/executor.hpp"
@@ -67,6 +79,11 @@ struct thread_pool_options {
   std::uint32_t spin_rounds = 32;
   /// Worker threads are named `<prefix><index>` (cut to 15 characters, the kernel's limit).
   std::string thread_name_prefix = "crew-worker-";
+  /// Tasks submitted from outside the pool and not yet started, at most; 0: unbounded. Tasks
+  /// submitted by the pool's own tasks are not counted (see on_full).
+  std::size_t max_queued = 0;
+  /// What a submission from outside the pool does when max_queued tasks are queued.
+  queue_full on_full = queue_full::block;
 };
 
 /// A snapshot of a pool's counters. Counts are since construction; queued and running are
@@ -84,6 +101,10 @@ struct thread_pool_stats {
   /// Ran on a thread outside the pool that waited for it (see "Waiting" above), whatever its
   /// outcome; not counted in completed or failed.
   std::uint64_t inlined = 0;
+  /// Futures failed timed_out by a per-call timeout (with(...)): the task itself ran on.
+  std::uint64_t timed_out = 0;
+  /// Submissions refused with queue_full (max_queued reached, on_full = fail).
+  std::uint64_t rejected = 0;
 };
 
 namespace detail {
@@ -130,6 +151,55 @@ class thread_pool {
     using result = detail::task_result_t<F, A...>;
     using state = detail::task_state<result, std::decay_t<F>, std::decay_t<A>...>;
     auto* task = new state(std::forward<F>(f), std::forward<A>(args)...);
+    future<result> out{detail::state_ptr<detail::shared_state<result>>{task}};
+    submit_node(task);
+    return out;
+  }
+
+  /// Per-call options (crew/call.hpp): pool.with({.timeout = 1s, .name = "x"}).submit<&fn>(...)
+  /// or .submit(callable, ...). A running thread cannot be stopped: at the timeout the future
+  /// fails timed_out (its message says so), the task's std::stop_token — if it takes one — is
+  /// asked to stop, and the task runs on, its result dropped. The timeout counts from the task's
+  /// start. A thread outside the pool that waits for a timed task never runs it itself (it could
+  /// not return at the deadline); a task of this pool that waits for one may (fork-join must not
+  /// deadlock), and its wait then returns when the task ends — with timed_out if it overran.
+  /// Zero or less: the future holds timed_out at once and the task never runs. `retries` is
+  /// accepted and has no effect: a thread cannot die alone.
+  [[nodiscard]] call_with<thread_pool> with(call_options options) {
+    return call_with<thread_pool>{*this, std::move(options)};
+  }
+
+  /// What with(options).submit<Fn>(args...) calls.
+  template <auto Fn, class... A>
+  auto submit_with(const call_options& options, A&&... args) {
+    return submit_with(options, detail::constant_fn<Fn>{}, std::forward<A>(args)...);
+  }
+
+  /// What with(options).submit(f, args...) calls.
+  template <class F, class... A>
+  requires std::is_invocable_v < std::decay_t<F>
+  &, std::decay_t<A>... > ||
+         detail::takes_stop_token_v<std::decay_t<F>, std::decay_t<A>...>
+             future<detail::task_result_t<F, A...>> submit_with(const call_options& options, F&& f,
+                                                                A&&... args) {
+    using result = detail::task_result_t<F, A...>;
+    if (!options.timeout && options.name.empty()) {
+      return submit(std::forward<F>(f), std::forward<A>(args)...);
+    }
+    if (options.timeout && options.timeout->count() <= 0) {
+      return make_failed_future<result>(expired_call(options));
+    }
+    using call = detail::watched_call<std::decay_t<F>>;
+    auto watch = std::make_unique<detail::call_watch>();
+    detail::call_watch* w = watch.get();
+    w->name = options.name;
+    w->timeout = options.timeout.value_or(std::chrono::nanoseconds{0});
+    w->pool = core_.get();
+    using state = detail::task_state<result, call, std::decay_t<A>...>;
+    auto* task = new state(call{std::forward<F>(f), std::move(watch)}, std::forward<A>(args)...);
+    w->state = task;
+    // A waiter running it itself could not return at the deadline: only workers run it.
+    task->pool_only = w->timeout.count() > 0;
     future<result> out{detail::state_ptr<detail::shared_state<result>>{task}};
     submit_node(task);
     return out;
@@ -192,7 +262,21 @@ class thread_pool {
   /// what is queued. Throws std::logic_error when called from one of this pool's own workers.
   void shutdown(shutdown_mode mode = shutdown_mode::drain);
 
-  /// Thread-safe, never blocks: whether shutdown() has begun.
+  /// Thread-safe, never blocks; callable from the pool's own tasks. Closes the pool like
+  /// shutdown(mode) and returns at once: later submissions get pool_closed, blocked submitters
+  /// wake with pool_closed; drain lets every queued task run in the background, cancel_pending
+  /// cancels them (as shutdown does). The workers are joined by shutdown() or the destructor.
+  /// concurrent.futures' shutdown(wait=False) and multiprocessing's close().
+  void close(shutdown_mode mode = shutdown_mode::drain);
+
+  /// Thread-safe, never blocks; callable from the pool's own tasks. Stops the pool now: closes
+  /// it, and every task that has not started ends `cancelled` (it never runs). A thread cannot be
+  /// killed, so tasks running now finish and keep their own results: the report counts them in
+  /// still_running (stopped is always 0 here). Their new submissions get pool_closed. The
+  /// destructor then joins the workers once those tasks end.
+  stop_report stop_now();
+
+  /// Thread-safe, never blocks: whether shutdown(), close() or stop_now() has begun.
   [[nodiscard]] bool closed() const noexcept;
 
   /// Thread-safe, never blocks: a snapshot of the counters.
@@ -203,6 +287,8 @@ class thread_pool {
   // pool_closed and the result is false. Never throws.
   bool submit_node(detail::task_node* task) noexcept;
   bool submit_nodes(const std::vector<detail::task_node*>& tasks) noexcept;
+  // The error of a call whose timeout is zero or less (counted in stats().timed_out).
+  task_error expired_call(const call_options& options) noexcept;
 
   std::shared_ptr<detail::pool_core> core_;
 };

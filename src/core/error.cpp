@@ -28,6 +28,8 @@ std::string_view to_string(error_kind kind) noexcept {
       return "serialization";
     case error_kind::pool_closed:
       return "pool_closed";
+    case error_kind::queue_full:
+      return "queue_full";
   }
   return "unknown";
 }

@@ -439,7 +439,7 @@ std::exception_ptr build(const level& l, bool has_inner, const task_error::detai
   }
   std::optional<task_error> stand_in;
   if (l.type == task_error_name && l.category == task_kind_code && l.code >= 0 &&
-      l.code <= static_cast<std::int32_t>(error_kind::pool_closed)) {
+      l.code <= static_cast<std::int32_t>(error_kind::queue_full)) {
     rebuilt = true;
     stand_in.emplace(static_cast<error_kind>(l.code), l.what, base);
   } else {

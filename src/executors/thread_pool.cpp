@@ -42,6 +42,7 @@
 #include <array>
 #include <atomic>
 #include <climits>
+#include <condition_variable>
 #include <deque>
 #include <mutex>
 #include <stdexcept>
@@ -76,9 +77,14 @@ task_error closed_error() {
   return task_error{error_kind::pool_closed, "crew::thread_pool is shut down: task not accepted"};
 }
 
-task_error cancelled_by_shutdown() {
-  return task_error{error_kind::cancelled,
-                    "cancelled by thread_pool::shutdown(cancel_pending) before it started"};
+task_error queue_full_error(std::size_t max_queued) {
+  return task_error{error_kind::queue_full,
+                    "crew::thread_pool: " + std::to_string(max_queued) +
+                        " tasks are queued (max_queued) and on_full is fail: task not accepted"};
+}
+
+std::string call_name(const std::string& name) {
+  return name.empty() ? std::string{"a task"} : "task " + name;
 }
 
 constexpr std::size_t max_workers = 4096;
@@ -104,6 +110,65 @@ constexpr unsigned max_lineage_hops = 128;
 }  // namespace
 
 class pool_core;
+
+// Fails the futures of tasks that run past their per-call timeout. Only running tasks are armed
+// (a task arms itself when it starts and disarms when it returns), so it holds at most one entry
+// per thread that runs tasks: a plain vector, scanned.
+class call_timer {
+ public:
+  explicit call_timer(pool_core& pool) : pool_(pool), thread_([this] { main(); }) {}
+  call_timer(const call_timer&) = delete;
+  call_timer& operator=(const call_timer&) = delete;
+  ~call_timer() {
+    {
+      std::lock_guard lock{mu_};
+      stop_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
+  }
+
+  std::uint64_t arm(const call_watch& watch) {
+    state_base* state = watch.state;
+    state->add_ref();  // released when the entry goes
+    std::lock_guard lock{mu_};
+    const std::uint64_t id = ++next_id_;
+    entries_.push_back({id, std::chrono::steady_clock::now() + watch.timeout,
+                        state_ptr<state_base>{state}, watch.name, watch.timeout});
+    cv_.notify_all();
+    return id;
+  }
+
+  void disarm(std::uint64_t id) noexcept {
+    state_ptr<state_base> drop;  // released outside the lock
+    std::lock_guard lock{mu_};
+    for (auto it = entries_.begin(); it != entries_.end(); ++it) {
+      if (it->id != id) continue;
+      drop = std::move(it->state);
+      entries_.erase(it);
+      return;
+    }
+  }
+
+ private:
+  struct entry {
+    std::uint64_t id;
+    std::chrono::steady_clock::time_point deadline;
+    state_ptr<state_base> state;
+    std::string name;
+    std::chrono::nanoseconds timeout;
+  };
+
+  void main();
+
+  pool_core& pool_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<entry> entries_;  // guarded by mu_
+  std::uint64_t next_id_ = 0;   // guarded by mu_
+  bool stop_ = false;           // guarded by mu_
+  std::thread thread_;
+};
 
 // One task's place in the lineage: written by its worker when the task starts, read by any worker
 // deciding whether a queued task descends from the task it waits in.
@@ -213,7 +278,12 @@ thread_local std::shared_ptr<pool_core> last_pool;
 class pool_core : public std::enable_shared_from_this<pool_core> {
  public:
   explicit pool_core(const thread_pool_options& options)
-      : spin_rounds_(std::max<std::uint32_t>(options.spin_rounds, 1)) {
+      : spin_rounds_(std::max<std::uint32_t>(options.spin_rounds, 1)),
+        max_queued_(options.max_queued),
+        on_full_(options.on_full) {
+    if (options.on_full != queue_full::block && options.on_full != queue_full::fail) {
+      throw std::invalid_argument("crew::thread_pool: on_full must be queue_full::block or fail");
+    }
     if (options.workers == 0) {
       throw std::invalid_argument("crew::thread_pool: the number of workers must be at least 1");
     }
@@ -244,22 +314,94 @@ class pool_core : public std::enable_shared_from_this<pool_core> {
   ~pool_core() { shutdown(shutdown_mode::drain); }
 
   [[nodiscard]] std::size_t size() const noexcept { return workers_.size(); }
+  [[nodiscard]] std::size_t max_queued() const noexcept { return max_queued_; }
   [[nodiscard]] bool on_own_worker() const noexcept {
     return this_worker != nullptr && this_worker->pool == this;
   }
 
-  bool enqueue(task_node* task) {
+  enum class admission { queued, closed, full };
+
+  admission enqueue(task_node* task) {
     worker* self = this_worker;
-    if (self == nullptr || self->pool != this) return inject(task);
+    if (self == nullptr || self->pool != this) {
+      if (max_queued_ != 0) {
+        const admission a = reserve_slot();
+        if (a != admission::queued) return a;
+        task->bounded = true;  // from here on the first take releases the slot
+      }
+      return inject(task) ? admission::queued : admission::closed;
+    }
     // A running task of this pool: accepted while draining, refused once cancel_pending began.
-    if (discarding_.load(std::memory_order_relaxed)) return false;
+    // Never counted against max_queued: blocking here could wait for this very task.
+    if (discarding_.load(std::memory_order_relaxed)) return admission::closed;
     const std::uint64_t parent = self->lineage();
     task->pool = this;
     task->parent = parent;
     self->deque.push(task, parent);
     notify();
-    return true;
+    return admission::queued;
   }
+
+  // Whether submit_bulk from outside must admit its tasks one by one (a bounded queue).
+  [[nodiscard]] bool bounded_outside() const noexcept {
+    return max_queued_ != 0 && (this_worker == nullptr || this_worker->pool != this);
+  }
+
+  // A slot in the bounded queue for a submission from outside: waits for one (block), or
+  // refuses (fail); closed when the pool closes meanwhile.
+  admission reserve_slot() {
+    std::size_t seen = queued_bounded_.load(std::memory_order_relaxed);
+    for (;;) {
+      while (seen < max_queued_) {
+        if (queued_bounded_.compare_exchange_weak(seen, seen + 1, std::memory_order_seq_cst)) {
+          return admission::queued;
+        }
+      }
+      if (closed_flag_.load(std::memory_order_acquire)) return admission::closed;
+      if (on_full_ == queue_full::fail) {
+        rejected_.fetch_add(1, std::memory_order_relaxed);
+        return admission::full;
+      }
+      std::unique_lock lock{room_mu_};
+      // Announced before the check, both seq_cst: pairs with release_slot()'s decrement and load.
+      room_waiters_.fetch_add(1, std::memory_order_seq_cst);
+      room_cv_.wait(lock, [&] {
+        seen = queued_bounded_.load(std::memory_order_seq_cst);
+        return seen < max_queued_ || closed_flag_.load(std::memory_order_acquire);
+      });
+      room_waiters_.fetch_sub(1, std::memory_order_relaxed);
+    }
+  }
+
+  // A bounded task was taken (task_node::try_take / take_for_queue): its slot is free.
+  void release_slot() noexcept {
+    queued_bounded_.fetch_sub(1, std::memory_order_seq_cst);
+    if (room_waiters_.load(std::memory_order_seq_cst) > 0) {
+      std::lock_guard lock{room_mu_};
+      room_cv_.notify_one();
+    }
+  }
+
+  void wake_blocked_submitters() noexcept {
+    { std::lock_guard lock{room_mu_}; }  // a waiter is either before its check or asleep
+    room_cv_.notify_all();
+  }
+
+  std::uint64_t arm_timeout(const call_watch& watch) {
+    call_timer* timer = nullptr;
+    {
+      std::lock_guard lock{timer_mu_};
+      if (!timer_) timer_ = std::make_unique<call_timer>(*this);
+      timer = timer_.get();
+    }
+    return timer->arm(watch);
+  }
+  void disarm_timeout(std::uint64_t id) noexcept {
+    // Armed from a running task: the timer exists until the workers are joined.
+    timer_->disarm(id);
+  }
+  void count_timed_out() noexcept { timed_out_.fetch_add(1, std::memory_order_relaxed); }
+  void uncount_timed_out() noexcept { timed_out_.fetch_sub(1, std::memory_order_relaxed); }
 
   // From a thread outside the pool (or another pool's worker): the injection queue.
   bool inject(task_node* task) {
@@ -306,7 +448,7 @@ class pool_core : public std::enable_shared_from_this<pool_core> {
   // inject_mu_, which is_idle_locked() also takes: wait_idle() never sees the task neither queued
   // nor running.
   outside_claim claim_for_outside_waiter(task_node& node) noexcept {
-    if (last_pool.get() != this) return outside_claim::none;
+    if (last_pool.get() != this || node.pool_only) return outside_claim::none;
     std::lock_guard lock{inject_mu_};
     // Once cancel_pending began, queued tasks are the shutdown's to cancel, not a waiter's to run.
     if (discarding_.load(std::memory_order_relaxed)) return outside_claim::none;
@@ -341,7 +483,7 @@ class pool_core : public std::enable_shared_from_this<pool_core> {
     frame_scope scope{self, node.parent};
     run_status status;
     if (discarding_.load(std::memory_order_relaxed)) {
-      const task_error error = cancelled_by_shutdown();
+      const task_error error = cancelled_error();
       status = node.finish_taken(&error);
     } else {
       status = node.finish_taken(nullptr);
@@ -403,28 +545,73 @@ class pool_core : public std::enable_shared_from_this<pool_core> {
           "crew::thread_pool::shutdown() called from one of the pool's own tasks: it would join "
           "its own thread");
     }
+    close(mode, discard_reason::shutdown);
+    wait_idle();
+    std::lock_guard serial{shutdown_mu_};
+    if (joined_) return;
+    stop_and_join();
+    joined_ = true;
+  }
+
+  enum class discard_reason : std::uint8_t { shutdown, stop_now };
+
+  // Closes the pool without waiting; cancel_pending also cancels what is queued (the injection
+  // queue now, worker deques as the workers reach them). Returns the tasks it cancelled.
+  std::size_t close(shutdown_mode mode, discard_reason reason) {
     std::deque<task_node*> dropped;
     {
       std::lock_guard lock{inject_mu_};
       closed_ = true;
       closed_flag_.store(true, std::memory_order_release);
       if (mode == shutdown_mode::cancel_pending) {
+        // The first reason given stays: the messages of tasks cancelled later agree with it.
+        if (!discarding_.load(std::memory_order_relaxed)) {
+          reason_.store(reason, std::memory_order_relaxed);
+        }
         discarding_.store(true, std::memory_order_relaxed);
         dropped.swap(inject_);
         inject_count_.fetch_sub(dropped.size(), std::memory_order_seq_cst);
       }
     }
-    // Tasks in workers' deques (cancel_pending) are discarded by the workers as they reach them.
+    wake_blocked_submitters();
     std::uint64_t cancelled = 0;
     for (task_node* task : dropped) {
-      if (task->discard(cancelled_by_shutdown()) == run_status::cancelled) ++cancelled;
+      if (task->discard(cancelled_error()) == run_status::cancelled) ++cancelled;
     }
     discarded_.fetch_add(cancelled, std::memory_order_relaxed);
-    wait_idle();
-    std::lock_guard serial{shutdown_mu_};
-    if (joined_) return;
-    stop_and_join();
-    joined_ = true;
+    return cancelled;
+  }
+
+  stop_report stop_now() {
+    stop_report report;
+    report.cancelled = close(shutdown_mode::cancel_pending, discard_reason::stop_now);
+    // The workers' deques too, now: their owners would discard them one by one, but the caller
+    // is told how many there were. steal() is safe from any thread; an entry the owner takes
+    // meanwhile is discarded by the owner (discarding_ is set).
+    std::uint64_t cancelled = 0;
+    for (auto& w : workers_) {
+      while (!w->deque.empty()) {
+        const entry e = w->deque.steal();
+        if (e.item != nullptr && e.item->discard(cancelled_error()) == run_status::cancelled) {
+          ++cancelled;
+        }
+      }
+    }
+    discarded_.fetch_add(cancelled, std::memory_order_relaxed);
+    report.cancelled += cancelled;
+    std::size_t running = inline_running_.load(std::memory_order_relaxed);
+    for (const auto& w : workers_) running += w->running.load(std::memory_order_relaxed);
+    report.still_running = running;
+    return report;
+  }
+
+  task_error cancelled_error() const {
+    return reason_.load(std::memory_order_relaxed) == discard_reason::stop_now
+               ? task_error{error_kind::cancelled,
+                            "cancelled by crew::thread_pool::stop_now() before it started"}
+               : task_error{error_kind::cancelled,
+                            "cancelled by crew::thread_pool::shutdown(cancel_pending) before it "
+                            "started"};
   }
 
   [[nodiscard]] bool closed() const noexcept {
@@ -438,6 +625,8 @@ class pool_core : public std::enable_shared_from_this<pool_core> {
     out.running = inline_running_.load(std::memory_order_relaxed);
     out.cancelled = discarded_.load(std::memory_order_relaxed);
     out.inlined = inlined_.load(std::memory_order_relaxed);
+    out.timed_out = timed_out_.load(std::memory_order_relaxed);
+    out.rejected = rejected_.load(std::memory_order_relaxed);
     for (const auto& w : workers_) {
       out.queued += w->deque.size();
       out.running += w->running.load(std::memory_order_relaxed);
@@ -455,7 +644,7 @@ class pool_core : public std::enable_shared_from_this<pool_core> {
   void execute(worker& self, entry e) noexcept {
     frame_scope scope{self, e.tag};
     const run_status status = discarding_.load(std::memory_order_relaxed)
-                                  ? e.item->discard(cancelled_by_shutdown())
+                                  ? e.item->discard(cancelled_error())
                                   : e.item->run();
     count(self, status);
   }
@@ -675,12 +864,17 @@ class pool_core : public std::enable_shared_from_this<pool_core> {
     for (auto& w : workers_) {
       if (w->thread.joinable()) w->thread.join();
     }
+    // No task runs any more, so none is armed: the timer can go.
+    {
+      std::lock_guard lock{timer_mu_};
+      timer_.reset();
+    }
     // Nothing can be left (the pool was idle and closed), but never leak a future's state.
     for (auto& w : workers_) {
-      while (task_node* task = w->deque.steal().item) task->discard(cancelled_by_shutdown());
+      while (task_node* task = w->deque.steal().item) task->discard(cancelled_error());
     }
     std::lock_guard lock{inject_mu_};
-    for (task_node* task : inject_) task->discard(cancelled_by_shutdown());
+    for (task_node* task : inject_) task->discard(cancelled_error());
     inject_.clear();
   }
 
@@ -709,7 +903,67 @@ class pool_core : public std::enable_shared_from_this<pool_core> {
 
   std::mutex shutdown_mu_;
   bool joined_ = false;  // guarded by shutdown_mu_
+
+  // The bound on queued tasks (0: none): slots taken by outside submissions until their task is
+  // taken from the queue.
+  const std::size_t max_queued_;
+  const queue_full on_full_;
+  std::atomic<std::size_t> queued_bounded_{0};
+  std::mutex room_mu_;
+  std::condition_variable room_cv_;  // submitters waiting for a slot
+  std::atomic<int> room_waiters_{0};
+  std::atomic<std::uint64_t> rejected_{0};
+  std::atomic<discard_reason> reason_{discard_reason::shutdown};
+
+  // Per-call timeouts.
+  std::mutex timer_mu_;
+  std::unique_ptr<call_timer> timer_;  // guarded by timer_mu_ (created on first use)
+  std::atomic<std::uint64_t> timed_out_{0};
 };
+
+void call_timer::main() {
+  std::unique_lock lock{mu_};
+  while (!stop_) {
+    const auto now = std::chrono::steady_clock::now();
+    auto next = std::chrono::steady_clock::time_point::max();
+    std::vector<entry> due;
+    for (auto it = entries_.begin(); it != entries_.end();) {
+      if (it->deadline <= now) {
+        due.push_back(std::move(*it));
+        it = entries_.erase(it);
+      } else {
+        next = std::min(next, it->deadline);
+        ++it;
+      }
+    }
+    if (!due.empty()) {
+      lock.unlock();
+      for (entry& e : due) {
+        // A running state: cancel() only asks its std::stop_token to stop (if it takes one).
+        (void)e.state->cancel();
+        std::string what = call_name(e.name) + " ran past its timeout of " +
+                           describe_timeout(e.timeout) +
+                           "; crew::thread_pool cannot stop a running thread: the task runs on "
+                           "to its end and its result is dropped (its std::stop_token, if it "
+                           "takes one, was asked to stop)";
+        // Counted before the future is ready, so whoever sees it ready sees the count.
+        pool_.count_timed_out();
+        if (!e.state->fail(
+                task_error{error_kind::timed_out, what, task_error::details::named(e.name)})) {
+          pool_.uncount_timed_out();  // it completed first
+        }
+      }
+      due.clear();
+      lock.lock();
+      continue;
+    }
+    if (next == std::chrono::steady_clock::time_point::max()) {
+      cv_.wait(lock);
+    } else {
+      cv_.wait_until(lock, next);
+    }
+  }
+}
 
 outside_claim claim_for_outside_waiter(pool_core* pool, task_node& node) noexcept {
   return pool == nullptr ? outside_claim::none : pool->claim_for_outside_waiter(node);
@@ -725,6 +979,29 @@ bool run_awaited_on_worker(pool_core* pool, task_node& node) noexcept {
   if (!node.try_take(taker::worker_waiter)) return false;
   pool->run_awaited(*self, node);
   return true;
+}
+
+void release_queued(pool_core* pool) noexcept {
+  pool->release_slot();
+}
+
+std::uint64_t arm_call_timeout(const call_watch& watch) noexcept {
+  try {
+    return watch.pool->arm_timeout(watch);
+  } catch (...) {
+    return 0;  // out of memory: the task runs without its timeout
+  }
+}
+
+void disarm_call_timeout(pool_core* pool, std::uint64_t id) noexcept {
+  pool->disarm_timeout(id);
+}
+
+void rethrow_named(const std::string& name) {
+  const task_error error = task_error::from_exception(std::current_exception());
+  task_error::details info = error.info();
+  info.task_name = name;
+  throw task_error{error.kind(), error.what(), std::move(info)};
 }
 
 bool worker::try_run_one(state_base* awaited) {
@@ -768,6 +1045,24 @@ void thread_pool::shutdown(shutdown_mode mode) {
   core->shutdown(mode);
 }
 
+void thread_pool::close(shutdown_mode mode) {
+  core_->close(mode, detail::pool_core::discard_reason::shutdown);
+}
+
+stop_report thread_pool::stop_now() {
+  return core_->stop_now();
+}
+
+task_error thread_pool::expired_call(const call_options& options) noexcept {
+  core_->count_timed_out();
+  return task_error{
+      error_kind::timed_out,
+      detail::call_name(options.name) + " was given a timeout of " +
+          detail::describe_timeout(options.timeout.value_or(std::chrono::nanoseconds{0})) +
+          ": its time was up before it started, and it never ran",
+      task_error::details::named(options.name)};
+}
+
 bool thread_pool::closed() const noexcept {
   return core_->closed();
 }
@@ -777,16 +1072,27 @@ thread_pool_stats thread_pool::stats() const noexcept {
 }
 
 bool thread_pool::submit_node(detail::task_node* task) noexcept {
+  using admission = detail::pool_core::admission;
+  admission result = admission::closed;
   try {
-    if (core_->enqueue(task)) return true;
+    result = core_->enqueue(task);
   } catch (...) {
     // Out of memory while queuing: the task fails like one submitted after shutdown.
   }
-  task->discard(detail::closed_error());
+  if (result == admission::queued) return true;
+  task->discard(result == admission::full ? detail::queue_full_error(core_->max_queued())
+                                          : detail::closed_error());
   return false;
 }
 
 bool thread_pool::submit_nodes(const std::vector<detail::task_node*>& tasks) noexcept {
+  if (core_->bounded_outside()) {
+    // A bounded queue admits tasks one at a time: a batch larger than the bound must not wait
+    // for room it can never get.
+    bool all = true;
+    for (auto* task : tasks) all = submit_node(task) && all;
+    return all;
+  }
   try {
     if (core_->enqueue_bulk(tasks)) return true;
   } catch (...) {

@@ -9,11 +9,14 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <exception>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <stop_token>
+#include <string>
 #include <tuple>
 #include <type_traits>
 #include <utility>
@@ -53,6 +56,9 @@ void end_outside_run(pool_core* pool, run_status status) noexcept;
 /// A worker of `pool` that waits on `node` runs it now, if nobody took it yet. Returns whether it
 /// took it. Defined in thread_pool.cpp.
 bool run_awaited_on_worker(pool_core* pool, task_node& node) noexcept;
+/// A task counted against `pool`'s max_queued left the queue (it was taken). Defined in
+/// thread_pool.cpp.
+void release_queued(pool_core* pool) noexcept;
 
 class task_node {
  public:
@@ -60,14 +66,19 @@ class task_node {
   /// ends (runs it or discards it), exactly once.
   bool try_take(taker who) noexcept {
     auto expected = static_cast<std::uint8_t>(taker::nobody);
-    return taken_.compare_exchange_strong(expected, static_cast<std::uint8_t>(who),
-                                          std::memory_order_acq_rel, std::memory_order_acquire);
+    const bool won =
+        taken_.compare_exchange_strong(expected, static_cast<std::uint8_t>(who),
+                                       std::memory_order_acq_rel, std::memory_order_acquire);
+    if (won && bounded) release_queued(pool);
+    return won;
   }
   /// The consumer holding the queue's reference claims the node; returns who had it before
   /// (nobody: the consumer now owns the task; anybody else ran it and counted it).
   taker take_for_queue() noexcept {
-    return static_cast<taker>(
+    const auto before = static_cast<taker>(
         taken_.exchange(static_cast<std::uint8_t>(taker::queue), std::memory_order_acq_rel));
+    if (before == taker::nobody && bounded) release_queued(pool);
+    return before;
   }
 
   /// Runs the task unless it was cancelled or a waiter ran it, then drops the queue's reference.
@@ -86,6 +97,12 @@ class task_node {
   std::uint64_t parent = 0;
   /// In `pool`'s injection queue (submitted from a thread outside the pool).
   bool injected = false;
+  /// Counted against the pool's max_queued until it is taken (the first take releases it).
+  bool bounded = false;
+  /// Never run by a thread outside the pool that waits for it (a task with a per-call timeout:
+  /// that waiter must be free to return at the deadline). A waiting worker may still run it:
+  /// that keeps fork-join deadlock-free (see thread_pool::with).
+  bool pool_only = false;
 
  protected:
   ~task_node() = default;
@@ -220,6 +237,43 @@ class task_state final : public shared_state<R>, public task_node {
   [[no_unique_address]] std::conditional_t<stoppable, std::stop_source, no_stop_source> stop_;
 };
 
+/// A task submitted with per-call options (crew/call.hpp) on a thread pool.
+struct call_watch {
+  std::string name;                     ///< empty: none given
+  std::chrono::nanoseconds timeout{0};  ///< 0: none; counted from the start
+  pool_core* pool = nullptr;
+  state_base* state = nullptr;  ///< the task's state (alive while the task runs)
+};
+/// Starts the task's timeout (returns its timer id) and ends it. Defined in thread_pool.cpp.
+std::uint64_t arm_call_timeout(const call_watch& watch) noexcept;
+void disarm_call_timeout(pool_core* pool, std::uint64_t id) noexcept;
+/// Rethrown with the call's name: the task's exception as a task_error whose original() it is.
+[[noreturn]] void rethrow_named(const std::string& name);
+
+/// The callable of a task with per-call options: times the call, names its exception.
+template <class F>
+struct watched_call {
+  F fn;
+  std::unique_ptr<call_watch> watch;
+
+  template <class... X>
+  auto operator()(X&&... x) -> decltype(std::invoke(fn, std::forward<X>(x)...)) {
+    struct timing {
+      pool_core* pool;
+      std::uint64_t id;
+      ~timing() {
+        if (id != 0) disarm_call_timeout(pool, id);
+      }
+    } armed{watch->pool, watch->timeout.count() > 0 ? arm_call_timeout(*watch) : 0};
+    if (watch->name.empty()) return std::invoke(fn, std::forward<X>(x)...);
+    try {
+      return std::invoke(fn, std::forward<X>(x)...);
+    } catch (...) {
+      rethrow_named(watch->name);
+    }
+  }
+};
+
 /// A task without a future: runs, counts a failure if it throws, deletes itself.
 template <class F, class... A>
 class detached_task final : public task_node {
@@ -229,6 +283,7 @@ class detached_task final : public task_node {
       : fn_(std::forward<G>(fn)), args_(std::forward<X>(args)...) {}
 
   run_status run() noexcept override {
+    if (bounded) release_queued(pool);
     run_status status = run_status::completed;
     try {
       (void)invoke_task(fn_, args_, std::stop_token{});
@@ -239,6 +294,7 @@ class detached_task final : public task_node {
     return status;
   }
   run_status discard(task_error) noexcept override {
+    if (bounded) release_queued(pool);
     delete this;
     return run_status::cancelled;
   }
