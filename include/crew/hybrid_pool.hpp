@@ -39,6 +39,10 @@ struct hybrid_pool_options {
   std::size_t channel_bytes = std::size_t{1} << 20;
   std::chrono::milliseconds start_timeout{30'000};
   std::chrono::milliseconds stop_timeout{2'000};
+  /// As process_pool_options: tasks queued and not yet sent to a worker thread, at most (0:
+  /// unbounded), and what a submission does when they are reached.
+  std::size_t max_queued = 0;
+  queue_full on_full = queue_full::block;
 
   [[nodiscard]] process_pool_options to_process_options() const {
     process_pool_options out;
@@ -54,6 +58,8 @@ struct hybrid_pool_options {
     out.channel_bytes = channel_bytes;
     out.start_timeout = start_timeout;
     out.stop_timeout = stop_timeout;
+    out.max_queued = max_queued;
+    out.on_full = on_full;
     return out;
   }
 };

@@ -13,9 +13,13 @@
 // binary registered, so a corrupt message can never make it call an arbitrary address.
 //
 // Thread-safety: every public member is safe to call from any thread, including from inside
-// another pool's tasks. Blocking: submit never blocks on the workers (it queues); wait_idle,
-// shutdown and the destructor block until the work they wait for is done. Lifetime: futures may
-// outlive the pool; the destructor drains (runs every queued task) unless shutdown said otherwise.
+// another pool's tasks. Blocking: submit never blocks on the workers (it queues) — unless
+// max_queued is set and on_full is block, when a submission from outside the pool waits for room
+// in the queue (one made while the pool delivers a result, e.g. from a continuation, never
+// waits); wait_idle, shutdown and the destructor block until the work they wait for is done;
+// close() and stop_now() never block. Lifetime: futures may outlive the pool; the destructor
+// drains (runs every queued task) unless shutdown, close or stop_now said otherwise, and always
+// joins every worker process before it returns.
 #pragma once
 
 #include <chrono>
@@ -30,6 +34,7 @@
 #include <utility>
 #include <vector>
 
+#include "crew/call.hpp"
 #include "crew/codec.hpp"
 #include "crew/detail/registry.hpp"
 #include "crew/detail/remote_call.hpp"
@@ -85,6 +90,13 @@ struct process_pool_options {
   /// shutdown() and the destructor give workers this long to exit after their last task; past
   /// it they are killed.
   std::chrono::milliseconds stop_timeout{2'000};
+  /// Tasks submitted and not yet sent to a worker, at most; 0: unbounded. (Each worker thread
+  /// also holds up to pipeline_depth tasks sent ahead.)
+  std::size_t max_queued = 0;
+  /// What a submission does when max_queued tasks are queued: wait for room, or fail at once
+  /// with error_kind::queue_full. A submission made while the pool delivers a result (a
+  /// continuation on the pool's collector or supervisor thread) is never blocked or refused.
+  queue_full on_full = queue_full::block;
 };
 
 struct process_pool_stats {
@@ -99,6 +111,7 @@ struct process_pool_stats {
   std::size_t crashes = 0;         ///< workers that died while running a task
   std::size_t timeouts = 0;        ///< workers stopped for a task past task_timeout
   std::size_t start_failures = 0;  ///< workers that died or were stopped before serving
+  std::size_t rejected = 0;        ///< submissions refused with queue_full (on_full = fail)
   /// No worker could be started (e.g. the initializer always fails): queued and later tasks
   /// fail as worker_lost with the reason.
   bool broken = false;
@@ -151,6 +164,7 @@ struct submission {
   std::size_t inline_limit;                                  // largest arguments kept in memory
   std::vector<std::byte> args;                               // small arguments, encoded
   std::unique_ptr<process::payload, payload_deleter> large;  // large ones, encoded in a memfd
+  const call_options* call = nullptr;                        // per-call options, if any
 
   /// Room for `bytes` of encoded arguments: in memory for small ones, straight in a memfd (the
   /// one that will cross to the worker) for large ones, so they are copied once.
@@ -174,27 +188,27 @@ class remote_pool {
   /// After shutdown the future holds pool_closed.
   template <auto Fn, class... A>
   auto submit(A&&... args) -> future<std::decay_t<typename detail::task_traits<Fn>::result>> {
-    using traits = detail::task_traits<Fn>;
-    using R = std::decay_t<typename traits::result>;
-    static_assert(std::tuple_size_v<typename traits::params> == sizeof...(A),
-                  "crew: submit<&fn>(args...) needs exactly fn's number of arguments");
-    const detail::task_entry& entry = detail::registered_task<Fn>;
-    auto state = detail::make_state<detail::remote_state<R>>(core_);
-    detail::submission job{&entry, state.get(), &detail::decode_result<R>, inline_args_limit_,
-                           {},     {}};
-    try {
-      detail::encode_call<typename traits::params>(
-          [&job](std::size_t bytes) { return job.allocate(bytes); },
-          std::index_sequence_for<A...>{}, std::forward<A>(args)...);
-    } catch (const std::exception& e) {
-      // Whatever an argument's serialize() throws: the task never ran, its arguments failed.
-      state->fail(task_error{error_kind::serialization,
-                             std::string{"encoding the task's arguments: "} + e.what(),
-                             task_error::details::named(std::string{entry.name})});
-      return future<R>{std::move(state)};
+    return submit_call<Fn>(nullptr, std::forward<A>(args)...);
+  }
+
+  /// Per-call options (crew/call.hpp): pool.with({.timeout = 1s, .name = "x", .retries = 2})
+  /// .submit<&fn>(args...). The timeout is enforced like task_timeout (the worker is stopped,
+  /// the future holds timed_out) and counts from the task's start; zero or less: the task never
+  /// runs and its future holds timed_out at once. The name replaces the function's in errors.
+  [[nodiscard]] call_with<remote_pool> with(call_options options) {
+    return call_with<remote_pool>{*this, std::move(options)};
+  }
+
+  /// What with(options).submit<Fn>(args...) calls.
+  template <auto Fn, class... A>
+  auto submit_with(const call_options& options, A&&... args)
+      -> future<std::decay_t<typename detail::task_traits<Fn>::result>> {
+    using R = std::decay_t<typename detail::task_traits<Fn>::result>;
+    if (options.timeout && options.timeout->count() <= 0) {
+      return make_failed_future<R>(
+          expired_call(options, std::string{detail::registered_task<Fn>.name}));
     }
-    state->seq = enqueue(std::move(job));
-    return future<R>{std::move(state)};
+    return submit_call<Fn>(&options, std::forward<A>(args)...);
   }
 
   /// Runs Fn(args...) in a worker without a future; failures are counted in stats() only.
@@ -213,6 +227,49 @@ class remote_pool {
   /// threads at once (each returns when the pool is shut down).
   void shutdown(shutdown_mode mode = shutdown_mode::drain);
 
+  /// Never blocks; safe from any thread, continuations included. Closes the pool as shutdown(mode)
+  /// does and returns at once: later submissions (and blocked submitters) get pool_closed; with
+  /// drain the queued tasks run in the background, with cancel_pending they end cancelled. The
+  /// workers live until shutdown() or the destructor, which then only has to join them.
+  /// concurrent.futures' shutdown(wait=False), multiprocessing's close().
+  void close(shutdown_mode mode = shutdown_mode::drain);
+
+  /// Never blocks; safe from any thread, continuations included. Stops every worker now: closes
+  /// the pool, ends every queued task `cancelled` (it never runs) and every running one
+  /// `cancelled` with the note that its worker was stopped, then has the supervisor kill every
+  /// worker's process group with SIGKILL (no restarts). Every future the pool holds is resolved
+  /// when it returns. The destructor (or shutdown) waits for the killed workers to be reaped.
+  /// multiprocessing's terminate().
+  stop_report stop_now();
+
+ private:
+  template <auto Fn, class... A>
+  auto submit_call(const call_options* options, A&&... args)
+      -> future<std::decay_t<typename detail::task_traits<Fn>::result>> {
+    using traits = detail::task_traits<Fn>;
+    using R = std::decay_t<typename traits::result>;
+    static_assert(std::tuple_size_v<typename traits::params> == sizeof...(A),
+                  "crew: submit<&fn>(args...) needs exactly fn's number of arguments");
+    const detail::task_entry& entry = detail::registered_task<Fn>;
+    auto state = detail::make_state<detail::remote_state<R>>(core_);
+    detail::submission job{&entry, state.get(), &detail::decode_result<R>, inline_args_limit_, {},
+                           {},     options};
+    try {
+      detail::encode_call<typename traits::params>(
+          [&job](std::size_t bytes) { return job.allocate(bytes); },
+          std::index_sequence_for<A...>{}, std::forward<A>(args)...);
+    } catch (const std::exception& e) {
+      // Whatever an argument's serialize() throws: the task never ran, its arguments failed.
+      state->fail(task_error{error_kind::serialization,
+                             std::string{"encoding the task's arguments: "} + e.what(),
+                             task_error::details::named(std::string{entry.name})});
+      return future<R>{std::move(state)};
+    }
+    state->seq = enqueue(std::move(job));
+    return future<R>{std::move(state)};
+  }
+
+ public:
   [[nodiscard]] process_pool_stats stats() const;
   /// Tasks that run at once: worker processes × threads per process.
   [[nodiscard]] std::size_t concurrency() const noexcept;
@@ -224,6 +281,7 @@ class remote_pool {
 
  private:
   std::uint64_t enqueue(detail::submission job);
+  task_error expired_call(const call_options& options, std::string function) noexcept;
 
   std::shared_ptr<detail::process_pool_core> core_;
   std::size_t inline_args_limit_ = 0;

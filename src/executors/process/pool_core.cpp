@@ -63,6 +63,11 @@ remote::scheduler::options scheduler_options(const process_pool_options& o, std:
   out.task_timeout = o.task_timeout;
   out.memory_limit = o.memory_limit;
   out.claim_words = static_cast<std::uint32_t>(process::claim_slots);
+  if (o.on_full != queue_full::block && o.on_full != queue_full::fail) {
+    throw std::invalid_argument("crew::process_pool: on_full must be queue_full::block or fail");
+  }
+  out.max_queued = o.max_queued;
+  out.on_full = o.on_full;
   out.pool_name = threads > 1 ? "crew::hybrid_pool" : "crew::process_pool";
   return out;
 }
@@ -128,6 +133,7 @@ process_pool_core::process_pool_core(process_pool_options options, std::size_t t
     processes_[i].index = i;
     processes_[i].watched_seq.assign(threads_, 0);
     processes_[i].watched_since.assign(threads_, clock::time_point{});
+    processes_[i].watched_limit.assign(threads_, std::chrono::nanoseconds{0});
   }
   epoll_.reset(epoll_create1(EPOLL_CLOEXEC));
   if (!epoll_) throw_errno("epoll_create1");
@@ -173,6 +179,18 @@ void process_pool_core::shutdown(shutdown_mode mode) {
   shut_down_ = true;
 }
 
+stop_report process_pool_core::stop_now() {
+  // Results already back count as results: collect them first (a lane another thread reads is
+  // skipped; what it holds is stopped).
+  drain_all();
+  const stop_report report = scheduler_.stop_all();
+  kill_all_.store(true);
+  stopping_.store(true);  // no restarts
+  const std::uint64_t one = 1;
+  [[maybe_unused]] auto n = write(wake_.get(), &one, sizeof one);
+  return report;
+}
+
 std::uint64_t process_pool_core::enqueue(submission job) {
   auto record = std::make_unique<remote::task_record>();
   record->entry = job.entry;
@@ -181,7 +199,22 @@ std::uint64_t process_pool_core::enqueue(submission job) {
   record->decode = job.decode;
   record->args = std::move(job.args);
   record->large = std::move(job.large);
-  return scheduler_.enqueue(std::move(record));
+  bool wake_supervisor = false;
+  if (job.call != nullptr) {
+    record->call_name = job.call->name;
+    record->retries = job.call->retries;
+    if (job.call->timeout) {
+      record->timeout = *job.call->timeout;
+      // The supervisor may sleep without a deadline: it must start sampling (or sample faster).
+      wake_supervisor = scheduler_.count_timed(*record) || scheduler_.timed_tasks() == 1;
+    }
+  }
+  const std::uint64_t seq = scheduler_.enqueue(std::move(record), process::delivering_for == this);
+  if (wake_supervisor) {
+    const std::uint64_t one = 1;
+    [[maybe_unused]] auto n = write(wake_.get(), &one, sizeof one);
+  }
+  return seq;
 }
 
 process_pool_stats process_pool_core::stats() const {
@@ -242,6 +275,7 @@ bool process_pool_core::drain_lane(lane_slot& lane) noexcept {
 
 bool process_pool_core::drain_lane_held(lane_slot& lane) noexcept {
   if (!lane.chan || lane.broken.load(std::memory_order_relaxed)) return false;
+  const process::delivering_scope delivering{this};
   bool any = false;
   if (lane.starting.load(std::memory_order_acquire) &&
       lane.control->ready.load(std::memory_order_acquire) != 0) {

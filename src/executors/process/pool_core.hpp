@@ -94,9 +94,27 @@ struct worker_process {
   std::size_t peak_memory = 0;
   bool term_pending = false;
   clock::time_point term_sent{};
-  // Per lane: the task being run and since when (for timeouts).
+  // Per lane: the task being run, since when, and its timeout (0: none), for timeouts.
   std::vector<std::uint64_t> watched_seq;
   std::vector<clock::time_point> watched_since;
+  std::vector<std::chrono::nanoseconds> watched_limit;
+};
+
+/// The pool whose results this thread delivers now (a drainer, or the supervisor thread): a
+/// submission to that pool from here — a continuation — must not wait for room in its queue.
+inline thread_local const process_pool_core* delivering_for = nullptr;
+
+class delivering_scope {
+ public:
+  explicit delivering_scope(const process_pool_core* core) noexcept : saved_(delivering_for) {
+    delivering_for = core;
+  }
+  delivering_scope(const delivering_scope&) = delete;
+  delivering_scope& operator=(const delivering_scope&) = delete;
+  ~delivering_scope() { delivering_for = saved_; }
+
+ private:
+  const process_pool_core* saved_;
 };
 
 }  // namespace process
@@ -115,6 +133,9 @@ class process_pool_core {
   bool drive(const state_base& state, const process::clock::time_point* deadline) noexcept;
   void wait_idle() { scheduler_.wait_idle(); }
   void shutdown(shutdown_mode mode);
+  void close(shutdown_mode mode) { scheduler_.close(mode); }
+  stop_report stop_now();
+  void count_expired() noexcept { scheduler_.count_expired(); }
   [[nodiscard]] process_pool_stats stats() const;
   [[nodiscard]] std::vector<int> worker_pids() const;
   [[nodiscard]] std::size_t concurrency() const noexcept { return lanes_.size(); }
@@ -169,6 +190,7 @@ class process_pool_core {
   std::mutex command_mu_;
   std::vector<stop_command> commands_;  // guarded by command_mu_
   std::atomic<bool> stopping_{false};   // shutdown: exits sent, no restarts without work
+  std::atomic<bool> kill_all_{false};   // stop_now(): kill every worker at once
 
   // Start-up hand-shake with the constructor.
   std::mutex start_mu_;

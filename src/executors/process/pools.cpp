@@ -34,6 +34,21 @@ std::size_t remote_pool::concurrency() const noexcept {
 std::vector<int> remote_pool::worker_pids() const {
   return core_->worker_pids();
 }
+void remote_pool::close(shutdown_mode mode) {
+  core_->close(mode);
+}
+stop_report remote_pool::stop_now() {
+  return core_->stop_now();
+}
+task_error remote_pool::expired_call(const call_options& options, std::string function) noexcept {
+  core_->count_expired();
+  const std::string name = options.name.empty() ? std::move(function) : options.name;
+  return task_error{error_kind::timed_out,
+                    "task " + name + " was given a timeout of " +
+                        describe_timeout(options.timeout.value_or(std::chrono::nanoseconds{0})) +
+                        ": its time was up before it started, and it never ran",
+                    task_error::details::named(name)};
+}
 
 }  // namespace crew::detail
 

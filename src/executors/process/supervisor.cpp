@@ -163,6 +163,7 @@ void process_pool_core::launch(worker_process& p, bool replacement) {
   p.term_pending = false;
   p.stderr_tail.clear();
   std::fill(p.watched_seq.begin(), p.watched_seq.end(), 0);
+  std::fill(p.watched_limit.begin(), p.watched_limit.end(), std::chrono::nanoseconds{0});
   epoll_event death{EPOLLIN, {.u64 = make_tag(tag_pidfd, p.index, p.generation)}};
   epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, p.pidfd.get(), &death);
   if (p.stderr_fd) {
@@ -340,9 +341,9 @@ void process_pool_core::supervise(clock::time_point now) {
       continue;
     }
     if (p.reason != stop_reason::none) continue;  // being stopped already
-    if (options_.task_timeout.count() > 0) {
-      const auto limit_ns = static_cast<std::uint64_t>(
-          std::chrono::duration_cast<std::chrono::nanoseconds>(options_.task_timeout).count());
+    // Timeouts: the pool's task_timeout, or a task's own (crew/call.hpp), which replaces it.
+    const bool call_timeouts = scheduler_.timed_tasks() > 0;
+    if (options_.task_timeout.count() > 0 || call_timeouts) {
       for (std::size_t t = 0; t < threads_ && p.reason == stop_reason::none; ++t) {
         lane_slot& lane = lanes_of(p)[t];
         const std::uint64_t running = lane.control->running_seq.load(std::memory_order_acquire);
@@ -352,10 +353,15 @@ void process_pool_core::supervise(clock::time_point now) {
         if (running != p.watched_seq[t]) {
           p.watched_seq[t] = running;
           p.watched_since[t] = now;
+          std::chrono::nanoseconds limit{0};
+          if (call_timeouts) limit = scheduler_.call_timeout(lane.index, running);
+          p.watched_limit[t] = limit.count() > 0 ? limit : options_.task_timeout;
         }
-        const bool over = started != 0 && started <= now_ns
-                              ? now_ns - started > limit_ns
-                              : now - p.watched_since[t] > options_.task_timeout;
+        const std::chrono::nanoseconds limit = p.watched_limit[t];
+        if (limit.count() <= 0) continue;
+        const auto limit_ns = static_cast<std::uint64_t>(limit.count());
+        const bool over = started != 0 && started <= now_ns ? now_ns - started > limit_ns
+                                                            : now - p.watched_since[t] > limit;
         if (over) stop_process(p, stop_reason::timed_out, running, lane.index, SIGTERM);
       }
     }
@@ -378,7 +384,9 @@ void process_pool_core::supervise(clock::time_point now) {
 int process_pool_core::next_wake_ms(clock::time_point now) const {
   using std::chrono::milliseconds;
   auto wake = clock::time_point::max();
-  const bool limits = options_.task_timeout.count() > 0 || options_.memory_limit > 0;
+  const bool call_timeouts = scheduler_.timed_tasks() > 0;
+  const bool limits =
+      options_.task_timeout.count() > 0 || options_.memory_limit > 0 || call_timeouts;
   for (const worker_process& p : processes_) {
     using phase = worker_process::phase;
     if (p.state == phase::down) {
@@ -401,9 +409,24 @@ int process_pool_core::next_wake_ms(clock::time_point now) const {
       if (options_.task_timeout.count() > 0) {
         period = std::clamp(options_.task_timeout / 20, milliseconds{1}, milliseconds{50});
       }
+      if (call_timeouts) {
+        // To notice a timed task's start soon enough; once it is seen, its own deadline below.
+        const auto shortest =
+            std::chrono::duration_cast<milliseconds>(scheduler_.shortest_call_timeout() / 20);
+        period = std::min(period, std::clamp(shortest, milliseconds{1}, milliseconds{50}));
+      }
       if (options_.memory_limit > 0) period = std::min(period, milliseconds{2});
     }
     wake = std::min(wake, now + period);
+  }
+  // The exact deadline of each watched task with a timeout.
+  for (const worker_process& p : processes_) {
+    if (p.state != worker_process::phase::ready || p.reason != stop_reason::none) continue;
+    for (std::size_t t = 0; t < threads_; ++t) {
+      if (p.watched_seq[t] == 0 || p.watched_limit[t].count() <= 0) continue;
+      wake = std::min(wake, p.watched_since[t] +
+                                std::chrono::duration_cast<clock::duration>(p.watched_limit[t]));
+    }
   }
   if (stopping_.load()) wake = std::min(wake, stop_deadline_);
   if (wake == clock::time_point::max()) return -1;
@@ -412,6 +435,9 @@ int process_pool_core::next_wake_ms(clock::time_point now) const {
 }
 
 void process_pool_core::supervisor_main() {
+  // Futures fulfilled here (a dead worker's tasks) run their continuations on this thread:
+  // those must never wait for room in this pool's queue.
+  const process::delivering_scope delivering{this};
   // The first round: the constructor learns whether any worker could be launched at all.
   bool any = false;
   std::exception_ptr first_error;
@@ -432,6 +458,7 @@ void process_pool_core::supervisor_main() {
   start_cv_.notify_all();
 
   bool exits_sent = false;
+  bool killed_all = false;
   epoll_event events[32];
   for (;;) {
     const int n = epoll_wait(epoll_.get(), events, 32, next_wake_ms(clock::now()));
@@ -459,6 +486,15 @@ void process_pool_core::supervisor_main() {
       }
     }
     run_commands();
+    if (kill_all_.load() && !killed_all) {
+      // stop_now(): every worker's group at once, whatever it runs; no restarts (stopping_).
+      killed_all = true;
+      for (worker_process& p : processes_) {
+        if (p.state != worker_process::phase::down) {
+          stop_process(p, stop_reason::shutdown, 0, 0, SIGKILL);
+        }
+      }
+    }
     const auto now = clock::now();
     supervise(now);
 

@@ -6,6 +6,8 @@
 #include <cstring>
 #include <sstream>
 
+#include "crew/call.hpp"
+
 namespace crew::detail::remote {
 
 using clock = std::chrono::steady_clock;
@@ -15,11 +17,23 @@ scheduler::scheduler(options opts, stop_request stop)
 
 // --- submitters ---------------------------------------------------------------------------------
 
-std::uint64_t scheduler::enqueue(record_ptr record) {
+std::uint64_t scheduler::enqueue(record_ptr record, bool inside) {
   completions done;
   std::uint64_t seq = 0;
   {
-    std::lock_guard lock{mu_};
+    std::unique_lock lock{mu_};
+    bool full = false;
+    if (options_.max_queued != 0 && !inside) {
+      while (!closed_ && broken_.empty() && pending_.size() >= options_.max_queued) {
+        if (options_.on_full == queue_full::fail) {
+          full = true;
+          break;
+        }
+        ++room_waiters_;
+        room_cv_.wait(lock);
+        --room_waiters_;
+      }
+    }
     record->seq = seq = ++next_seq_;
     // From here on the future's cancel() goes through the pool (cancel_running), which knows
     // where the task is: queued here, sent ahead to a worker, or running.
@@ -31,6 +45,15 @@ std::uint64_t scheduler::enqueue(record_ptr record) {
           done);
     } else if (!broken_.empty()) {
       fail_locked(std::move(record), task_error{error_kind::worker_lost, broken_, {}}, done);
+    } else if (full) {
+      ++stats_.rejected;
+      fail_locked(std::move(record),
+                  task_error{error_kind::queue_full,
+                             options_.pool_name + ": " + std::to_string(options_.max_queued) +
+                                 " tasks are queued (max_queued) and on_full is fail: task not "
+                                 "accepted",
+                             {}},
+                  done);
     } else {
       pending_.push_back(std::move(record));
       dispatch_locked();
@@ -50,6 +73,7 @@ bool scheduler::cancel(std::uint64_t seq) noexcept {
       if ((*it)->seq != seq) continue;
       owned = std::move(*it);
       pending_.erase(it);
+      note_room_locked();
       // Completing until its future is failed below: wait_idle() must not return before.
       completing_.fetch_add(1, std::memory_order_relaxed);
       break;
@@ -158,6 +182,12 @@ void scheduler::dispatch_locked() {
     in_flight_count_.fetch_add(1, std::memory_order_relaxed);
     best->in_flight.push_back(std::move(record));
   }
+  note_room_locked();
+}
+
+void scheduler::note_room_locked() {
+  if (room_waiters_ == 0) return;
+  if (closed_ || !broken_.empty() || pending_.size() < options_.max_queued) room_cv_.notify_all();
 }
 
 void scheduler::retire_if_done_locked(lane& l) {
@@ -299,7 +329,9 @@ void scheduler::settle_front_locked(lane& l, const lane_end& end, completions& d
       if (!stopped_for_it) break;
       ++stats_.timeouts;
       what << "task " << info.task_name << " ran past its timeout of "
-           << options_.task_timeout.count() << " ms; worker " << pid << " was stopped";
+           << describe_timeout(culprit->timeout.count() > 0 ? culprit->timeout
+                                                            : options_.task_timeout)
+           << "; worker " << pid << " was stopped";
       fail_locked(std::move(culprit), task_error{error_kind::timed_out, what.str(), info}, done);
       return;
     case stop_reason::out_of_memory:
@@ -334,11 +366,12 @@ void scheduler::settle_front_locked(lane& l, const lane_end& end, completions& d
   }
   ++stats_.crashes;
   ++culprit->deaths;
-  if (culprit->deaths <= options_.retries) {
+  const unsigned retries = culprit->retries.value_or(options_.retries);
+  if (culprit->deaths <= retries) {
     pending_.push_front(std::move(culprit));
     return;
   }
-  info.poisoned = options_.retries > 0;
+  info.poisoned = retries > 0;
   what << "worker " << pid << " running " << info.task_name;
   if (info.signal != 0) {
     what << " was killed by signal " << info.signal << " (" << strsignal(info.signal) << ")";
@@ -398,6 +431,7 @@ void scheduler::close(shutdown_mode mode) {
   {
     std::lock_guard lock{mu_};
     closed_ = true;
+    note_room_locked();
     if (mode == shutdown_mode::cancel_pending) {
       const std::string why = "cancelled by " + options_.pool_name + "::shutdown";
       while (!pending_.empty()) {
@@ -421,11 +455,81 @@ void scheduler::close(shutdown_mode mode) {
   complete(done);
 }
 
+stop_report scheduler::stop_all() {
+  completions done;
+  stop_report report;
+  {
+    std::lock_guard lock{mu_};
+    closed_ = true;
+    const std::string queued_why =
+        "cancelled by " + options_.pool_name + "::stop_now() before it started";
+    while (!pending_.empty()) {
+      fail_locked(std::move(pending_.front()), task_error{error_kind::cancelled, queued_why, {}},
+                  done);
+      pending_.pop_front();
+      ++report.cancelled;
+    }
+    for (lane& l : lanes_) {
+      if (l.phase == lane_phase::live) l.phase = lane_phase::stopping;
+      if (l.port == nullptr) continue;
+      for (const record_ptr& record : l.in_flight) {
+        if (record->cancel_requested || record->state->is_ready()) continue;
+        record->cancel_requested = true;
+        // Not started: the worker will skip it (if it lives that long). Started: it dies with
+        // its worker. Either way the record stays in flight until its lane is settled.
+        const bool never_ran = l.port->cancel_claim(record->claim);
+        auto proxy = std::make_unique<task_record>();
+        proxy->entry = record->entry;
+        proxy->state = record->state;
+        proxy->call_name = record->call_name;
+        std::string why = queued_why;
+        if (!never_ran) {
+          why = "task " + record->name() + " was running when " + options_.pool_name +
+                "::stop_now() was called: its worker was stopped";
+        }
+        fail_locked(std::move(proxy), task_error{error_kind::cancelled, why, {}}, done);
+        ++(never_ran ? report.cancelled : report.stopped);
+      }
+    }
+    note_room_locked();
+  }
+  complete(done);
+  return report;
+}
+
+std::chrono::nanoseconds scheduler::call_timeout(std::size_t index, std::uint64_t seq) const {
+  std::lock_guard lock{mu_};
+  for (const record_ptr& record : lanes_[index].in_flight) {
+    if (record->seq == seq) return record->timeout;
+  }
+  return std::chrono::nanoseconds{0};
+}
+
+bool scheduler::count_timed(task_record& record) noexcept {
+  timed_tasks_.fetch_add(1, std::memory_order_relaxed);
+  record.timed = &timed_tasks_;
+  const std::int64_t ns = record.timeout.count();
+  std::int64_t seen = shortest_timeout_ns_.load(std::memory_order_relaxed);
+  while (ns < seen) {
+    if (shortest_timeout_ns_.compare_exchange_weak(seen, ns, std::memory_order_relaxed)) {
+      return true;
+    }
+  }
+  return false;
+}
+
+void scheduler::count_expired() noexcept {
+  std::lock_guard lock{mu_};
+  ++stats_.timeouts;
+  ++stats_.failed;
+}
+
 void scheduler::set_broken(const std::string& why) {
   completions done;
   {
     std::lock_guard lock{mu_};
     broken_ = why;
+    note_room_locked();
     while (!pending_.empty()) {
       fail_locked(std::move(pending_.front()), task_error{error_kind::worker_lost, why, {}}, done);
       pending_.pop_front();

@@ -16,6 +16,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <climits>
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
@@ -36,6 +37,13 @@ namespace crew::detail::remote {
 
 /// One submitted task, owned by the scheduler from enqueue to completion.
 struct task_record {
+  task_record() = default;
+  task_record(const task_record&) = delete;
+  task_record& operator=(const task_record&) = delete;
+  ~task_record() {
+    if (timed != nullptr) timed->fetch_sub(1, std::memory_order_relaxed);
+  }
+
   std::uint64_t seq = 0;
   const task_entry* entry = nullptr;
   state_ptr<state_base> state;
@@ -46,8 +54,15 @@ struct task_record {
   std::uint32_t claim = 0;                                   // claim word of its current send
   std::chrono::steady_clock::time_point sent_at{};
   bool cancel_requested = false;
+  // Per-call options (crew/call.hpp).
+  std::string call_name;                      // empty: the function's name
+  std::chrono::nanoseconds timeout{0};        // 0: the pool's task_timeout
+  std::optional<unsigned> retries;            // unset: the pool's retries
+  std::atomic<std::size_t>* timed = nullptr;  // the scheduler's count of timed tasks, if counted
 
-  [[nodiscard]] std::string name() const { return std::string{entry->name}; }
+  [[nodiscard]] std::string name() const {
+    return call_name.empty() ? std::string{entry->name} : call_name;
+  }
 };
 using record_ptr = std::unique_ptr<task_record>;
 
@@ -105,13 +120,18 @@ class scheduler {
     std::string pool_name = "crew::process_pool";
     /// Claim words per lane (lane_port): a lane holds fewer tasks than this.
     std::uint32_t claim_words = 256;
+    /// Tasks queued (not sent to a lane) at most, 0: unbounded; and what enqueue does then.
+    std::size_t max_queued = 0;
+    queue_full on_full = queue_full::block;
   };
 
   scheduler(options opts, stop_request stop);
 
   // --- submitters -----------------------------------------------------------------------------
   /// Queues `record` (or fails it at once when the pool is closed or broken); returns its seq.
-  std::uint64_t enqueue(record_ptr record);
+  /// With max_queued reached, waits for room (on_full = block) or fails it queue_full — unless
+  /// `inside`: submitted while the pool delivers a result, which must never wait on the pool.
+  std::uint64_t enqueue(record_ptr record, bool inside = false);
   /// cancel() of a started future: see crew/future.hpp. True: the task's code will not run, or
   /// its worker is being stopped and its result will not be accepted.
   bool cancel(std::uint64_t seq) noexcept;
@@ -139,6 +159,24 @@ class scheduler {
   /// No more submissions. cancel_pending: queued tasks, and tasks sent ahead that no worker has
   /// started, end as cancelled.
   void close(shutdown_mode mode);
+  /// stop_now(): closes, fails every queued task and every task a lane holds as cancelled (the
+  /// caller then has every worker killed). Their records stay on their lanes until settled.
+  stop_report stop_all();
+  /// The per-call timeout of the task `seq` that `lane` runs, 0 when it has none.
+  [[nodiscard]] std::chrono::nanoseconds call_timeout(std::size_t lane, std::uint64_t seq) const;
+  /// Tasks with a per-call timeout, queued or held by a lane (the supervisor samples while >0),
+  /// and the shortest such timeout ever submitted (how often it samples).
+  [[nodiscard]] std::size_t timed_tasks() const noexcept {
+    return timed_tasks_.load(std::memory_order_relaxed);
+  }
+  [[nodiscard]] std::chrono::nanoseconds shortest_call_timeout() const noexcept {
+    return std::chrono::nanoseconds{shortest_timeout_ns_.load(std::memory_order_relaxed)};
+  }
+  /// Counts a task with a per-call timeout; true when it is the shortest yet (the supervisor
+  /// should recompute how often it samples).
+  bool count_timed(task_record& record) noexcept;
+  /// A call whose timeout was up before it started (counted in stats().timeouts).
+  void count_expired() noexcept;
   /// No worker can be started: queued tasks and later submissions fail with `why`.
   void set_broken(const std::string& why);
   [[nodiscard]] bool broken() const;
@@ -177,6 +215,7 @@ class scheduler {
   void fail_locked(record_ptr record, task_error error, completions& done);
   void settle_front_locked(lane& l, const lane_end& end, completions& done);
   void note_idle_locked();
+  void note_room_locked();
   [[nodiscard]] bool idle_locked() const noexcept;
   /// Fulfils `done` and makes the stop requests collected under mu_. Called without mu_.
   void complete(completions& done) noexcept;
@@ -200,6 +239,10 @@ class scheduler {
   std::atomic<std::size_t> completing_{0};  // accepted, not yet finished
   std::atomic<int> idle_waiters_{0};        // threads in wait_idle()
   std::atomic<std::size_t> completed_{0};
+  std::condition_variable room_cv_;  // submitters waiting for room in pending_ (with mu_)
+  std::size_t room_waiters_ = 0;     // guarded by mu_
+  std::atomic<std::size_t> timed_tasks_{0};
+  std::atomic<std::int64_t> shortest_timeout_ns_{INT64_MAX};
 };
 
 }  // namespace crew::detail::remote
