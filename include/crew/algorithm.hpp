@@ -26,11 +26,14 @@
 // are folded separately (each from `identity`), then the chunk results left to right.
 #pragma once
 
+#include <chrono>
 #include <concepts>
 #include <cstddef>
 #include <functional>
 #include <iterator>
+#include <optional>
 #include <ranges>
+#include <stdexcept>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -45,6 +48,15 @@ namespace crew {
 struct algorithm_options {
   /// Items per task; 0 = automatic (about 4 chunks per unit of the executor's concurrency).
   std::size_t grain = 0;
+  /// Give up at this time: chunks not finished are cancelled (queued ones never run; on a
+  /// process pool a running one's worker is replaced; a thread runs on, its result dropped) and
+  /// the call throws task_error{timed_out}. The callable forms first wait for chunks still
+  /// running (they read the caller's data). Unset: none. The submit_for forms do not wait and
+  /// refuse a deadline (std::invalid_argument): pass their futures to crew::wait with a timeout.
+  std::optional<std::chrono::steady_clock::time_point> deadline{};
+  /// As deadline, counted from the call; with both, the earlier counts. Zero or negative: the
+  /// call submits nothing and throws timed_out (an empty input still returns at once).
+  std::optional<std::chrono::steady_clock::duration> timeout{};
 };
 
 /// An executor that also runs arbitrary closures in the caller's process: ex.submit(callable).
@@ -58,6 +70,37 @@ template <class R>
 concept chunkable_range = std::ranges::random_access_range<R> && std::ranges::sized_range<R>;
 
 namespace detail {
+/// The algorithm's deadline, from the call's options (the earlier of deadline and timeout).
+inline wait_limit limit_of(const algorithm_options& options, bool refers_to_caller) {
+  wait_limit out;
+  out.deadline = options.deadline;
+  if (options.timeout) {
+    const auto from_timeout = std::chrono::steady_clock::now() + *options.timeout;
+    if (!out.deadline || from_timeout < *out.deadline) out.deadline = from_timeout;
+  }
+  out.refers_to_caller = refers_to_caller;
+  return out;
+}
+
+/// The limit of a call over n items; throws timed_out, submitting nothing, when it has passed.
+inline wait_limit start_limit(const algorithm_options& options, bool refers_to_caller,
+                              std::size_t n) {
+  wait_limit out = limit_of(options, refers_to_caller);
+  if (n != 0 && out.passed()) {
+    const std::size_t chunks = plan_chunks(n, 1, options.grain).count;
+    wait_limit::throw_timed_out(chunks, chunks);
+  }
+  return out;
+}
+
+inline void refuse_deadline(const algorithm_options& options) {
+  if (options.deadline || options.timeout) {
+    throw std::invalid_argument(
+        "crew::submit_for: a deadline needs a call that waits; pass the futures to crew::wait "
+        "with a timeout instead");
+  }
+}
+
 /// The iterator to element i. (A view's difference type need not be std::ptrdiff_t: iota_view
 /// over 64-bit integers uses a wider one.)
 template <class R>
@@ -118,13 +161,14 @@ auto map(E& ex, const R& inputs, algorithm_options options = {}) {
   const std::size_t n = std::ranges::size(inputs);
   std::vector<out> result;
   if (n == 0) return result;
+  const detail::wait_limit limit = detail::start_limit(options, false, n);
   auto futures = detail::submit_chunks<std::vector<out>>(
       detail::plan_chunks(n, ex.concurrency(), options.grain), n,
       [&](std::size_t lo, std::size_t hi) {
         return ex.template submit<&detail::map_chunk<Fn, in>>(detail::copy_chunk(inputs, lo, hi));
       });
   result.reserve(n);
-  for (auto&& part : detail::gather(futures)) {
+  for (auto&& part : detail::gather(futures, limit)) {
     std::move(part.begin(), part.end(), std::back_inserter(result));
   }
   return result;
@@ -136,13 +180,14 @@ void for_each(E& ex, const R& inputs, algorithm_options options = {}) {
   using in = std::ranges::range_value_t<R>;
   const std::size_t n = std::ranges::size(inputs);
   if (n == 0) return;
+  const detail::wait_limit limit = detail::start_limit(options, false, n);
   auto futures =
       detail::submit_chunks<void>(detail::plan_chunks(n, ex.concurrency(), options.grain), n,
                                   [&](std::size_t lo, std::size_t hi) {
                                     return ex.template submit<&detail::for_each_chunk<Fn, in>>(
                                         detail::copy_chunk(inputs, lo, hi));
                                   });
-  detail::gather(futures);
+  detail::gather(futures, limit);
 }
 
 /// Calls Fn(i) for every i in [begin, end), i of the bounds' common integral type (signed bounds
@@ -151,8 +196,11 @@ template <auto Fn, executor E, class B, class L>
 requires detail::loop_bounds<B, L>
 void parallel_for(E& ex, B begin, L end, algorithm_options options = {}) {
   using I = std::common_type_t<B, L>;
+  const detail::wait_limit limit = detail::start_limit(
+      options, false, detail::index_count(static_cast<I>(begin), static_cast<I>(end)));
   detail::gather_all(detail::submit_index_chunks<&detail::for_index_chunk<Fn, I>, I>(
-      ex, static_cast<I>(begin), static_cast<I>(end), options));
+                         ex, static_cast<I>(begin), static_cast<I>(end), options),
+                     limit);
 }
 
 /// Calls Fn(block_begin, block_end) once per chunk of [begin, end) (BS::thread_pool's blocks):
@@ -161,8 +209,11 @@ template <auto Fn, executor E, class B, class L>
 requires detail::loop_bounds<B, L>
 void parallel_for_blocks(E& ex, B begin, L end, algorithm_options options = {}) {
   using I = std::common_type_t<B, L>;
+  const detail::wait_limit limit = detail::start_limit(
+      options, false, detail::index_count(static_cast<I>(begin), static_cast<I>(end)));
   detail::gather_all(detail::submit_index_chunks<&detail::for_block_chunk<Fn, I>, I>(
-      ex, static_cast<I>(begin), static_cast<I>(end), options));
+                         ex, static_cast<I>(begin), static_cast<I>(end), options),
+                     limit);
 }
 
 /// As parallel_for, without blocking: one future per chunk, in order (empty when begin >= end).
@@ -172,6 +223,7 @@ requires detail::loop_bounds<B, L>
 [[nodiscard]] std::vector<future<void>> submit_for(E& ex, B begin, L end,
                                                    algorithm_options options = {}) {
   using I = std::common_type_t<B, L>;
+  detail::refuse_deadline(options);
   return detail::submit_index_chunks<&detail::for_index_chunk<Fn, I>, I>(
       ex, static_cast<I>(begin), static_cast<I>(end), options);
 }
@@ -182,6 +234,7 @@ requires detail::loop_bounds<B, L>
 [[nodiscard]] std::vector<future<void>> submit_for_blocks(E& ex, B begin, L end,
                                                           algorithm_options options = {}) {
   using I = std::common_type_t<B, L>;
+  detail::refuse_deadline(options);
   return detail::submit_index_chunks<&detail::for_block_chunk<Fn, I>, I>(
       ex, static_cast<I>(begin), static_cast<I>(end), options);
 }
@@ -191,6 +244,7 @@ template <auto Op, executor E, chunkable_range R, class T>
 T reduce(E& ex, const R& inputs, T identity, algorithm_options options = {}) {
   const std::size_t n = std::ranges::size(inputs);
   if (n == 0) return identity;
+  const detail::wait_limit limit = detail::start_limit(options, false, n);
   auto futures = detail::submit_chunks<T>(detail::plan_chunks(n, ex.concurrency(), options.grain),
                                           n, [&](std::size_t lo, std::size_t hi) {
                                             std::vector<T> chunk;
@@ -202,7 +256,7 @@ T reduce(E& ex, const R& inputs, T identity, algorithm_options options = {}) {
                                                 std::move(chunk), identity);
                                           });
   T acc = identity;
-  for (auto&& part : detail::gather(futures))
+  for (auto&& part : detail::gather(futures, limit))
     acc = std::invoke(Op, std::move(acc), std::move(part));
   return acc;
 }
@@ -213,6 +267,7 @@ T transform_reduce(E& ex, const R& inputs, T identity, algorithm_options options
   using in = std::ranges::range_value_t<R>;
   const std::size_t n = std::ranges::size(inputs);
   if (n == 0) return identity;
+  const detail::wait_limit limit = detail::start_limit(options, false, n);
   auto futures = detail::submit_chunks<T>(
       detail::plan_chunks(n, ex.concurrency(), options.grain), n,
       [&](std::size_t lo, std::size_t hi) {
@@ -220,7 +275,7 @@ T transform_reduce(E& ex, const R& inputs, T identity, algorithm_options options
             detail::copy_chunk(inputs, lo, hi), identity);
       });
   T acc = identity;
-  for (auto&& part : detail::gather(futures))
+  for (auto&& part : detail::gather(futures, limit))
     acc = std::invoke(Op, std::move(acc), std::move(part));
   return acc;
 }
@@ -235,6 +290,7 @@ auto map(E& ex, const R& inputs, F&& f, algorithm_options options = {}) {
   const std::size_t n = std::ranges::size(inputs);
   std::vector<out> result;
   if (n == 0) return result;
+  const detail::wait_limit limit = detail::start_limit(options, true, n);
   auto futures = detail::submit_chunks<std::vector<out>>(
       detail::plan_chunks(n, ex.concurrency(), options.grain), n,
       [&](std::size_t lo, std::size_t hi) {
@@ -247,7 +303,7 @@ auto map(E& ex, const R& inputs, F&& f, algorithm_options options = {}) {
         });
       });
   result.reserve(n);
-  for (auto&& part : detail::gather(futures)) {
+  for (auto&& part : detail::gather(futures, limit)) {
     std::move(part.begin(), part.end(), std::back_inserter(result));
   }
   return result;
@@ -259,6 +315,7 @@ requires std::invocable<F&, std::ranges::range_reference_t<R&>>
 void for_each(E& ex, R&& inputs, F&& f, algorithm_options options = {}) {
   const std::size_t n = std::ranges::size(inputs);
   if (n == 0) return;
+  const detail::wait_limit limit = detail::start_limit(options, true, n);
   auto futures =
       detail::submit_chunks<void>(detail::plan_chunks(n, ex.concurrency(), options.grain), n,
                                   [&](std::size_t lo, std::size_t hi) {
@@ -270,7 +327,7 @@ void for_each(E& ex, R&& inputs, F&& f, algorithm_options options = {}) {
                                       });
                                     });
                                   });
-  detail::gather(futures);
+  detail::gather(futures, limit);
 }
 
 namespace detail {
@@ -296,12 +353,14 @@ template <closure_executor E, class B, class L, class F>
 requires detail::loop_bounds<B, L> && std::invocable<F&, std::common_type_t<B, L>>
 void parallel_for(E& ex, B begin, L end, F&& f, algorithm_options options = {}) {
   using I = std::common_type_t<B, L>;
+  const detail::wait_limit limit = detail::start_limit(
+      options, true, detail::index_count(static_cast<I>(begin), static_cast<I>(end)));
   auto futures = detail::submit_closure_chunks(ex, static_cast<I>(begin), static_cast<I>(end), f,
                                                options, [](auto& g, I first, I last) {
                                                  for (I i = first; i != last; ++i)
                                                    std::invoke(g, i);
                                                });
-  detail::gather_all(std::move(futures));
+  detail::gather_all(std::move(futures), limit);
 }
 
 /// Calls f(block_begin, block_end) once per chunk of [begin, end).
@@ -310,10 +369,12 @@ requires detail::loop_bounds<B, L> &&
     std::invocable<F&, std::common_type_t<B, L>, std::common_type_t<B, L>>
 void parallel_for_blocks(E& ex, B begin, L end, F&& f, algorithm_options options = {}) {
   using I = std::common_type_t<B, L>;
+  const detail::wait_limit limit = detail::start_limit(
+      options, true, detail::index_count(static_cast<I>(begin), static_cast<I>(end)));
   auto futures =
       detail::submit_closure_chunks(ex, static_cast<I>(begin), static_cast<I>(end), f, options,
                                     [](auto& g, I first, I last) { std::invoke(g, first, last); });
-  detail::gather_all(std::move(futures));
+  detail::gather_all(std::move(futures), limit);
 }
 
 /// As parallel_for, without blocking: one future per chunk, in order. The tasks refer to f (not
@@ -323,6 +384,7 @@ requires detail::loop_bounds<B, L> && std::invocable<F&, std::common_type_t<B, L
 [[nodiscard]] std::vector<future<void>> submit_for(E& ex, B begin, L end, F& f,
                                                    algorithm_options options = {}) {
   using I = std::common_type_t<B, L>;
+  detail::refuse_deadline(options);
   return detail::submit_closure_chunks(ex, static_cast<I>(begin), static_cast<I>(end), f, options,
                                        [](auto& g, I first, I last) {
                                          for (I i = first; i != last; ++i) std::invoke(g, i);
@@ -336,6 +398,7 @@ requires detail::loop_bounds<B, L> &&
 [[nodiscard]] std::vector<future<void>> submit_for_blocks(E& ex, B begin, L end, F& f,
                                                           algorithm_options options = {}) {
   using I = std::common_type_t<B, L>;
+  detail::refuse_deadline(options);
   return detail::submit_closure_chunks(
       ex, static_cast<I>(begin), static_cast<I>(end), f, options,
       [](auto& g, I first, I last) { std::invoke(g, first, last); });
@@ -347,6 +410,7 @@ requires std::invocable<Op&, T, std::ranges::range_reference_t<const R&>> T
 reduce(E& ex, const R& inputs, T identity, Op&& op, algorithm_options options = {}) {
   const std::size_t n = std::ranges::size(inputs);
   if (n == 0) return identity;
+  const detail::wait_limit limit = detail::start_limit(options, true, n);
   auto futures = detail::submit_chunks<T>(detail::plan_chunks(n, ex.concurrency(), options.grain),
                                           n, [&](std::size_t lo, std::size_t hi) {
                                             return ex.submit([&inputs, &op, &identity, lo, hi] {
@@ -358,7 +422,7 @@ reduce(E& ex, const R& inputs, T identity, Op&& op, algorithm_options options = 
                                             });
                                           });
   T acc = identity;
-  for (auto&& part : detail::gather(futures))
+  for (auto&& part : detail::gather(futures, limit))
     acc = std::invoke(op, std::move(acc), std::move(part));
   return acc;
 }
@@ -369,6 +433,7 @@ requires std::invocable<Fn&, std::ranges::range_reference_t<const R&>> T transfo
     E& ex, const R& inputs, T identity, Op&& op, Fn&& fn, algorithm_options options = {}) {
   const std::size_t n = std::ranges::size(inputs);
   if (n == 0) return identity;
+  const detail::wait_limit limit = detail::start_limit(options, true, n);
   auto futures =
       detail::submit_chunks<T>(detail::plan_chunks(n, ex.concurrency(), options.grain), n,
                                [&](std::size_t lo, std::size_t hi) {
@@ -382,7 +447,7 @@ requires std::invocable<Fn&, std::ranges::range_reference_t<const R&>> T transfo
                                  });
                                });
   T acc = identity;
-  for (auto&& part : detail::gather(futures))
+  for (auto&& part : detail::gather(futures, limit))
     acc = std::invoke(op, std::move(acc), std::move(part));
   return acc;
 }

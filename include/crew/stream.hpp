@@ -232,7 +232,23 @@ class stream_range {
     future<chunk_result> result;
     std::size_t first = 0;  ///< input index of its first item
     std::size_t count = 0;
+    bool cut = false;  ///< cancelled by the stream at its deadline: its items are timed_out
   };
+
+  /// The deadline passed: every task in flight that has not finished is cancelled now (a queued
+  /// one never runs, a process pool's running one loses its worker), not as the caller reaches
+  /// it; its items yield timed_out.
+  void cut_at_deadline() {
+    if (cut_done_) return;
+    cut_done_ = true;
+    auto cut = [](batch& b) {
+      if (b.result.valid() && !b.result.ready() && b.result.cancel()) b.cut = true;
+    };
+    for (auto& b : ordered_) cut(b);
+    for (auto& s : slots_) {
+      if (s) cut(*s);
+    }
+  }
 
   [[nodiscard]] bool past_deadline() const {
     return deadline_ && std::chrono::steady_clock::now() >= *deadline_;
@@ -259,6 +275,7 @@ class stream_range {
       if (past_deadline()) {
         timed_out_ = true;
         input_done_ = true;
+        cut_at_deadline();
         return;
       }
       std::vector<in> items;
@@ -283,13 +300,14 @@ class stream_range {
   std::optional<batch> take() {
     if constexpr (Ordered) {
       if (ordered_.empty()) return std::nullopt;
+      if (!deadline_) {
+        ordered_.front().result.wait();
+      } else if (ordered_.front().result.wait_until(*deadline_) != std::future_status::ready) {
+        timed_out_ = true;
+        cut_at_deadline();
+      }
       batch b = std::move(ordered_.front());
       ordered_.pop_front();
-      if (!deadline_) {
-        b.result.wait();
-      } else if (b.result.wait_until(*deadline_) != std::future_status::ready) {
-        timed_out_ = true;
-      }
       return b;
     } else {
       if (free_.size() == bound_) return std::nullopt;
@@ -300,6 +318,7 @@ class stream_range {
         slot = timed_out_ ? queue_->try_pop() : queue_->pop(deadline_ ? &*deadline_ : nullptr);
         if (!slot) {
           timed_out_ = true;
+          cut_at_deadline();
           // Hand back what is left, ready or not: those not ready are timed out in unpack().
           for (std::size_t i = 0; i < slots_.size(); ++i) {
             if (slots_[i]) {
@@ -325,7 +344,7 @@ class stream_range {
     current_failure_ = 0;
     current_error_.reset();
     current_count_ = b.count;
-    if (!b.result.ready()) {
+    if (b.cut || !b.result.ready()) {
       // Past the deadline: the task did not finish in time.
       input_done_ = true;
       (void)b.result.cancel();
@@ -408,6 +427,7 @@ class stream_range {
   bool started_ = false;
   bool input_done_ = false;
   bool timed_out_ = false;
+  bool cut_done_ = false;
   std::size_t next_index_ = 0;
 
   std::deque<batch> ordered_;                        // Ordered: in submission order

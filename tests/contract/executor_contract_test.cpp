@@ -2,10 +2,12 @@
 // the tasks. Typed over the executors and run at several worker counts.
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <memory>
 #include <numeric>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "crew/algorithm.hpp"
@@ -32,6 +34,10 @@ int fails_on_seven(int x) {
   return x;
 }
 void accept(int) {}
+int sleeps_ms(int ms) {
+  std::this_thread::sleep_for(std::chrono::milliseconds{ms});
+  return ms;
+}
 std::vector<int> iota_vector(int n) {
   std::vector<int> v(static_cast<std::size_t>(n));
   std::iota(v.begin(), v.end(), 0);
@@ -192,6 +198,79 @@ TYPED_TEST(Contract, StatsCountWhatRan) {
   EXPECT_EQ(s.failed, 1U);
   EXPECT_EQ(s.queued, 0U);
   EXPECT_EQ(s.running, 0U);
+}
+
+// --- stopping and per-call options: the same calls on every executor
+
+TYPED_TEST(Contract, CloseReturnsAtOnceAndQueuedTasksRun) {
+  auto pool = maker<TypeParam>::make(2);
+  std::vector<crew::future<int>> futures;
+  for (int i = 0; i < 6; ++i) futures.push_back(pool->template submit<&sleeps_ms>(100));
+  const auto t0 = std::chrono::steady_clock::now();
+  pool->close();
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::milliseconds{250});
+  EXPECT_EQ(pool->template submit<&square>(2).result().error().kind(), error_kind::pool_closed);
+  for (auto& f : futures) EXPECT_EQ(f.get(), 100);
+}
+
+TYPED_TEST(Contract, StopNowResolvesEveryQueuedFuture) {
+  auto pool = maker<TypeParam>::make(2);
+  std::vector<crew::future<int>> futures;
+  for (int i = 0; i < 2; ++i) futures.push_back(pool->template submit<&sleeps_ms>(300));
+  while (pool->stats().running < 2) std::this_thread::sleep_for(std::chrono::milliseconds{1});
+  for (int i = 0; i < 20; ++i) futures.push_back(pool->template submit<&square>(i));
+  const crew::stop_report report = pool->stop_now();
+  EXPECT_EQ(report.cancelled, 20U);
+  // Process pools stop the running tasks; a thread pool cannot, and says so.
+  EXPECT_EQ(report.stopped + report.still_running, 2U);
+  for (std::size_t i = 2; i < futures.size(); ++i) {
+    EXPECT_EQ(futures[i].result().error().kind(), error_kind::cancelled);
+  }
+  for (std::size_t i = 0; i < 2; ++i) {
+    const auto r = futures[i].result();
+    if (report.stopped == 2) {
+      EXPECT_EQ(r.error().kind(), error_kind::cancelled);
+    } else {
+      EXPECT_EQ(r.value(), 300);
+    }
+  }
+  EXPECT_EQ(pool->template submit<&square>(2).result().error().kind(), error_kind::pool_closed);
+}
+
+TYPED_TEST(Contract, PerCallNameAndExpiredTimeout) {
+  auto pool = maker<TypeParam>::make(2);
+  const auto named = pool->with({.name = "seventh"}).template submit<&fails_on_seven>(7).result();
+  ASSERT_FALSE(named);
+  EXPECT_EQ(named.error().kind(), error_kind::exception);
+  EXPECT_EQ(named.error().task_name(), "seventh");
+  const auto expired =
+      pool->with({.timeout = std::chrono::nanoseconds{0}}).template submit<&square>(3).result();
+  ASSERT_FALSE(expired);
+  EXPECT_EQ(expired.error().kind(), error_kind::timed_out);
+  EXPECT_EQ(pool->with({.timeout = std::chrono::seconds{30}}).template submit<&square>(4).get(),
+            16);
+  const auto late = pool->with({.timeout = std::chrono::milliseconds{50}, .name = "slow"})
+                        .template submit<&sleeps_ms>(5'000)
+                        .result();
+  ASSERT_FALSE(late);
+  EXPECT_EQ(late.error().kind(), error_kind::timed_out);
+  EXPECT_EQ(late.error().task_name(), "slow");
+}
+
+TYPED_TEST(Contract, MapWithADeadlineThrowsTimedOut) {
+  auto pool = maker<TypeParam>::make(2);
+  std::vector<int> slow(8, 2'000);
+  const auto t0 = std::chrono::steady_clock::now();
+  try {
+    (void)crew::map<&sleeps_ms>(*pool, slow,
+                                {.grain = 1, .timeout = std::chrono::milliseconds{100}});
+    ADD_FAILURE() << "no timeout";
+  } catch (const crew::task_error& e) {
+    EXPECT_EQ(e.kind(), error_kind::timed_out);
+  }
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds{20});
+  EXPECT_EQ(crew::map<&square>(*pool, iota_vector(5), {.timeout = std::chrono::seconds{30}}),
+            (std::vector<int>{0, 1, 4, 9, 16}));
 }
 
 }  // namespace

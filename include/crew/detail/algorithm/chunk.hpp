@@ -7,13 +7,18 @@
 #pragma once
 
 #include <algorithm>
+#include <chrono>
 #include <cstddef>
 #include <exception>
 #include <functional>
+#include <future>
+#include <optional>
+#include <string>
 #include <type_traits>
 #include <utility>
 #include <vector>
 
+#include "crew/error.hpp"
 #include "crew/future.hpp"
 
 namespace crew::detail {
@@ -81,23 +86,65 @@ T transform_reduce_chunk(std::vector<In> chunk, T identity) {
   return acc;
 }
 
+/// How long an algorithm waits for its chunks (algorithm_options::deadline / timeout).
+struct wait_limit {
+  std::optional<std::chrono::steady_clock::time_point> deadline{};
+  /// The chunks read the caller's data or callable (the callable forms): chunks still running at
+  /// the deadline are waited for before the algorithm throws.
+  bool refers_to_caller = false;
+
+  [[nodiscard]] bool passed() const {
+    return deadline && std::chrono::steady_clock::now() >= *deadline;
+  }
+  [[noreturn]] static void throw_timed_out(std::size_t late, std::size_t total) {
+    throw task_error{error_kind::timed_out,
+                     "crew algorithm: the deadline passed with " + std::to_string(late) + " of " +
+                         std::to_string(total) +
+                         " chunks unfinished; they were cancelled (a running thread-pool chunk "
+                         "runs on, its result dropped)"};
+  }
+};
+
+/// Waits for every future — or, with a deadline, until it: then every unfinished chunk is
+/// cancelled (a queued one never runs) and task_error{timed_out} is thrown, after waiting for
+/// the running ones when they refer to the caller's data.
+template <class T>
+void wait_within(std::vector<future<T>>& futures, const wait_limit& limit) {
+  if (!limit.deadline) {
+    for (auto& f : futures) f.wait();
+    return;
+  }
+  std::size_t late = 0;
+  for (auto& f : futures) {
+    if (f.wait_until(*limit.deadline) != std::future_status::ready) ++late;
+  }
+  if (late == 0) return;
+  for (auto& f : futures) {
+    if (!f.ready()) (void)f.cancel();
+  }
+  if (limit.refers_to_caller) {
+    for (auto& f : futures) f.wait();
+  }
+  wait_limit::throw_timed_out(late, futures.size());
+}
+
 /// Waits for every future (so no task still uses the caller's data), then returns the values in
 /// order, rethrowing the first failure in that order.
 template <class T>
-std::vector<T> gather(std::vector<future<T>>& futures) {
-  for (auto& f : futures) f.wait();
+std::vector<T> gather(std::vector<future<T>>& futures, const wait_limit& limit = {}) {
+  wait_within(futures, limit);
   std::vector<T> out;
   out.reserve(futures.size());
   for (auto& f : futures) out.push_back(f.get());
   return out;
 }
 
-inline void gather(std::vector<future<void>>& futures) {
-  for (auto& f : futures) f.wait();
+inline void gather(std::vector<future<void>>& futures, const wait_limit& limit = {}) {
+  wait_within(futures, limit);
   for (auto& f : futures) f.get();
 }
-inline void gather_all(std::vector<future<void>> futures) {
-  gather(futures);
+inline void gather_all(std::vector<future<void>> futures, const wait_limit& limit = {}) {
+  gather(futures, limit);
 }
 
 /// Submits one task per chunk through `submit(lo, hi)`. If a submission throws, waits for the
