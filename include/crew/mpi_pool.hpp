@@ -222,6 +222,17 @@ class mpi_pool {
   /// finish. Then the ranks close the pool. Blocks. Idempotent; thread-safe.
   void shutdown(shutdown_mode mode = shutdown_mode::drain);
 
+  /// Never blocks. Closes the pool as shutdown(mode) does and returns at once: later submissions
+  /// get pool_closed; drain lets queued tasks run in the background, cancel_pending cancels them.
+  /// The destructor (or shutdown) waits for what runs and closes the ranks.
+  void close(shutdown_mode mode = shutdown_mode::drain);
+
+  /// Never blocks. Closes the pool, cancels every task not yet sent to a rank (`cancelled`), and
+  /// fails every task a rank holds `cancelled` now. A rank cannot be killed from rank 0 (without
+  /// the MPI recovery extension): it runs those tasks to their end and their results are
+  /// dropped; stop_report::still_running counts them, and the destructor waits for them.
+  stop_report stop_now();
+
   [[nodiscard]] mpi_pool_stats stats() const;
   /// Tasks that run at once: serving ranks × threads_per_rank. Never blocks.
   [[nodiscard]] std::size_t concurrency() const noexcept;

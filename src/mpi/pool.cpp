@@ -116,6 +116,8 @@ class mpi_pool_core {
   bool drive_until_ready(const state_base& state) noexcept;
   void wait_idle();
   void shutdown(shutdown_mode mode);
+  std::size_t close(shutdown_mode mode, const char* by);
+  stop_report stop_now();
   mpi_pool_stats stats() const;
   std::size_t concurrency() const noexcept { return concurrency_.load(std::memory_order_relaxed); }
   std::vector<int> ranks() const;
@@ -304,12 +306,11 @@ void mpi_pool_core::open() {
   manager_ = std::thread{[this] { manager_main(); }};
 }
 
-void mpi_pool_core::shutdown(shutdown_mode mode) {
-  std::lock_guard once{shutdown_mu_};
+std::size_t mpi_pool_core::close(shutdown_mode mode, const char* by) {
   std::vector<mpi_completion> cancelled;
   {
     std::lock_guard lock{queue_mu_};
-    if (shut_down_) return;
+    if (shut_down_) return 0;
     closed_ = true;
     if (mode == shutdown_mode::cancel_pending) {
       for (auto& record : queue_) cancelled.push_back(mpi_completion{std::move(record)});
@@ -322,11 +323,51 @@ void mpi_pool_core::shutdown(shutdown_mode mode) {
     backlog_.clear();
   }
   for (mpi_completion& c : cancelled) {
-    c.error = task_error{error_kind::cancelled, "cancelled by mpi_pool::shutdown",
+    c.error = task_error{error_kind::cancelled, std::string{"cancelled by "} + by,
                          task_error::details::named(std::string{c.record->entry->name})};
   }
-  queued_.fetch_sub(cancelled.size());
+  const std::size_t count = cancelled.size();
+  queued_.fetch_sub(count);
   complete(cancelled);
+  return count;
+}
+
+stop_report mpi_pool_core::stop_now() {
+  stop_report report;
+  report.cancelled =
+      close(shutdown_mode::cancel_pending, "mpi_pool::stop_now() before it was sent to a rank");
+  // Tasks a rank holds: a rank cannot be stopped from rank 0 (only the recovery extension could
+  // drop it from the job), so it runs them to their end; their futures fail now and the
+  // results are dropped when they arrive (complete() finds the state ready).
+  std::vector<std::pair<state_ptr<state_base>, std::string>> sent;
+  {
+    std::lock_guard engine{engine_mu_};
+    for (mpi_rank_slot& slot : slots_) {
+      for (auto& entry : slot.in_flight) {
+        const mpi_record_ptr& record = entry.second;
+        if (record->state->is_ready()) continue;
+        sent.emplace_back(record->state,
+                          "task " + std::string{record->entry->name} + " was sent to rank " +
+                              std::to_string(slot.world_rank) +
+                              " when mpi_pool::stop_now() was called: an MPI rank cannot be "
+                              "stopped from rank 0, so it runs the task to its end and the "
+                              "result is dropped");
+      }
+    }
+  }
+  for (auto& [state, why] : sent) {
+    if (state->fail(task_error{error_kind::cancelled, why, {}})) ++report.still_running;
+  }
+  return report;
+}
+
+void mpi_pool_core::shutdown(shutdown_mode mode) {
+  std::lock_guard once{shutdown_mu_};
+  {
+    std::lock_guard lock{queue_mu_};
+    if (shut_down_) return;
+  }
+  close(mode, "mpi_pool::shutdown");
   wait_idle();
   {
     std::lock_guard lock{queue_mu_};
@@ -906,6 +947,12 @@ void mpi_pool::wait_idle() {
 }
 void mpi_pool::shutdown(shutdown_mode mode) {
   core_->shutdown(mode);
+}
+void mpi_pool::close(shutdown_mode mode) {
+  core_->close(mode, "mpi_pool::close(cancel_pending)");
+}
+stop_report mpi_pool::stop_now() {
+  return core_->stop_now();
 }
 mpi_pool_stats mpi_pool::stats() const {
   return core_->stats();
