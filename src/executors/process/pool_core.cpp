@@ -206,7 +206,7 @@ std::uint64_t process_pool_core::enqueue(submission job) {
     if (job.call->timeout) {
       record->timeout = *job.call->timeout;
       // The supervisor may sleep without a deadline: it must start sampling (or sample faster).
-      wake_supervisor = scheduler_.count_timed(*record) || scheduler_.timed_tasks() == 1;
+      wake_supervisor = scheduler_.count_timed(*record);
     }
   }
   const std::uint64_t seq = scheduler_.enqueue(std::move(record), process::delivering_for == this);

@@ -506,7 +506,8 @@ std::chrono::nanoseconds scheduler::call_timeout(std::size_t index, std::uint64_
 }
 
 bool scheduler::count_timed(task_record& record) noexcept {
-  timed_tasks_.fetch_add(1, std::memory_order_relaxed);
+  // The first timed task after none: the supervisor may sleep without a deadline.
+  const bool first = timed_tasks_.fetch_add(1, std::memory_order_relaxed) == 0;
   record.timed = &timed_tasks_;
   const std::int64_t ns = record.timeout.count();
   std::int64_t seen = shortest_timeout_ns_.load(std::memory_order_relaxed);
@@ -515,7 +516,7 @@ bool scheduler::count_timed(task_record& record) noexcept {
       return true;
     }
   }
-  return false;
+  return first;
 }
 
 void scheduler::count_expired() noexcept {

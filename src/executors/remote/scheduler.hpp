@@ -172,8 +172,9 @@ class scheduler {
   [[nodiscard]] std::chrono::nanoseconds shortest_call_timeout() const noexcept {
     return std::chrono::nanoseconds{shortest_timeout_ns_.load(std::memory_order_relaxed)};
   }
-  /// Counts a task with a per-call timeout; true when it is the shortest yet (the supervisor
-  /// should recompute how often it samples).
+  /// Counts a task with a per-call timeout; true when the supervisor must be woken: it is the
+  /// first one after none (the supervisor may sleep without a deadline) or the shortest yet (it
+  /// samples faster).
   bool count_timed(task_record& record) noexcept;
   /// A call whose timeout was up before it started (counted in stats().timeouts).
   void count_expired() noexcept;
