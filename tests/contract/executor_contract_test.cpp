@@ -250,7 +250,7 @@ TYPED_TEST(Contract, PerCallNameAndExpiredTimeout) {
   EXPECT_EQ(pool->with({.timeout = std::chrono::seconds{30}}).template submit<&square>(4).get(),
             16);
   const auto late = pool->with({.timeout = std::chrono::milliseconds{50}, .name = "slow"})
-                        .template submit<&sleeps_ms>(5'000)
+                        .template submit<&sleeps_ms>(1'000)
                         .result();
   ASSERT_FALSE(late);
   EXPECT_EQ(late.error().kind(), error_kind::timed_out);
