@@ -455,6 +455,11 @@ void scheduler::wait_idle() {
   idle_waiters_.fetch_sub(1, std::memory_order_relaxed);
 }
 
+bool scheduler::idle() const {
+  std::lock_guard lock{mu_};
+  return idle_locked();
+}
+
 bool scheduler::has_work() const {
   std::lock_guard lock{mu_};
   return !pending_.empty() || in_flight_count_.load(std::memory_order_relaxed) > 0;

@@ -144,6 +144,8 @@ class scheduler {
   [[nodiscard]] bool broken() const;
   /// Blocks until nothing is queued, sent or being completed.
   void wait_idle();
+  /// Whether nothing is queued, sent or being completed now.
+  [[nodiscard]] bool idle() const;
   /// Tells every lane holding nothing to exit; lanes whose exit cannot be sent are returned.
   std::vector<std::size_t> send_exits();
   /// Whether any lane still has work or a task is queued (the supervisor keeps workers for it).
