@@ -115,6 +115,7 @@ class process_pool_core {
   bool drive(const state_base& state, const process::clock::time_point* deadline) noexcept;
   void wait_idle() { scheduler_.wait_idle(); }
   void shutdown(shutdown_mode mode);
+  [[nodiscard]] bool closed() const noexcept { return scheduler_.closed(); }
   [[nodiscard]] process_pool_stats stats() const;
   [[nodiscard]] std::vector<int> worker_pids() const;
   [[nodiscard]] std::size_t concurrency() const noexcept { return lanes_.size(); }
