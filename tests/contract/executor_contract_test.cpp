@@ -15,6 +15,7 @@
 #include "crew/auto_pool.hpp"
 #include "crew/hybrid_pool.hpp"
 #include "crew/process_pool.hpp"
+#include "crew/stream.hpp"
 #include "crew/thread_pool.hpp"
 #include "crew/when.hpp"
 
@@ -144,6 +145,12 @@ TYPED_TEST_SUITE(Contract, executors);
 TYPED_TEST(Contract, SatisfiesTheExecutorAndPoolConcepts) {
   static_assert(crew::executor<TypeParam>);
   static_assert(crew::pool<TypeParam>);
+  // Only a thread pool runs arbitrary closures (captures included) and shares memory with the
+  // caller: the algorithms' closure forms and the streams' local path must not pick another
+  // pool just because it takes stateless callables.
+  constexpr bool in_process = std::is_same_v<TypeParam, crew::thread_pool>;
+  static_assert(crew::closure_executor<TypeParam> == in_process);
+  static_assert(crew::detail::local_executor<TypeParam> == in_process);
   SUCCEED();
 }
 
