@@ -21,13 +21,14 @@
 // into the encoded buffer itself. With threads_per_rank > 1 each rank runs its tasks on a crew
 // thread_pool (hybrid MPI + threads). docs/mpi.md covers running on a cluster.
 //
-// Failures: an exception in a task arrives as task_error{exception} with the remote type name and
-// what(). A rank that dies ends the whole job under Open MPI's default settings (mpirun kills
-// every rank and exits non-zero); crew prints which rank died running which task when the death
-// was a signal it could catch. Under `mpirun --enable-recovery` rank 0 survives: crew notices a
-// dead rank on rank 0's host, fails every task it held with error_kind::crashed and goes on with
-// the other ranks; the session then ends without MPI_Finalize, which would wait for the dead
-// rank (docs/mpi.md).
+// Failures: an exception in a task arrives as on a process pool: get() rethrows a rebuilt
+// exception of the same type when it is standard or registered (crew/exception.hpp), result()
+// gives task_error{exception} with the remote type name and what(). A rank that dies ends the whole
+// job under Open MPI's default settings (mpirun kills every rank and exits non-zero); crew prints
+// which rank died running which task when the death was a signal it could catch. Under `mpirun
+// --enable-recovery` rank 0 survives: crew notices a dead rank on rank 0's host, fails every task
+// it held with error_kind::crashed and goes on with the other ranks; the session then ends without
+// MPI_Finalize, which would wait for the dead rank (docs/mpi.md).
 //
 // Thread-safety: every public member of mpi_pool may be called from any thread of rank 0. All MPI
 // calls are made under one lock, so MPI needs only MPI_THREAD_SERIALIZED. Blocking: submit never
