@@ -117,6 +117,7 @@ class process_pool_core {
   void wait_idle();
   /// Throws std::logic_error on the collector thread: it would wait for itself.
   void shutdown(shutdown_mode mode);
+  [[nodiscard]] bool closed() const noexcept { return scheduler_.closed(); }
   [[nodiscard]] process_pool_stats stats() const;
   [[nodiscard]] std::vector<int> worker_pids() const;
   [[nodiscard]] std::size_t concurrency() const noexcept { return lanes_.size(); }

@@ -29,8 +29,10 @@ std::uint64_t scheduler::enqueue(record_ptr record) {
           std::move(record),
           task_error{error_kind::pool_closed, options_.pool_name + ": submit after shutdown", {}},
           done);
+      seq = 0;
     } else if (!broken_.empty()) {
       fail_locked(std::move(record), task_error{error_kind::worker_lost, broken_, {}}, done);
+      seq = 0;
     } else {
       pending_.push_back(std::move(record));
       dispatch_locked();
@@ -79,10 +81,7 @@ bool scheduler::cancel(std::uint64_t seq) noexcept {
     const bool won = owned->state->fail(task_error{error_kind::cancelled, "task cancelled",
                                                    task_error::details::named(owned->name())});
     std::lock_guard lock{mu_};
-    if (won) {
-      ++stats_.cancelled;
-      ++stats_.failed;
-    }
+    if (won) ++stats_.cancelled;
     completing_.fetch_sub(1, std::memory_order_seq_cst);
     note_idle_locked();
     return won;
@@ -93,10 +92,7 @@ bool scheduler::cancel(std::uint64_t seq) noexcept {
   const bool won = running->fail(task_error{error_kind::cancelled, "task cancelled", {}});
   {
     std::lock_guard lock{mu_};
-    if (won) {
-      ++stats_.cancelled;
-      ++stats_.failed;
-    }
+    if (won) ++stats_.cancelled;
   }
   if (won && stop_lane) stop_(*stop_lane, stop_reason::cancelled, seq);
   return won;
@@ -229,8 +225,7 @@ void scheduler::finish(record_ptr record, std::optional<task_error> error) noexc
         record->state->fail(task_error{error->kind(), error->what(), std::move(info)});
     if (failed) {
       std::lock_guard lock{mu_};
-      ++stats_.failed;
-      if (error->kind() == error_kind::cancelled) ++stats_.cancelled;
+      count_failure_locked(error->kind());
     }
   }
   record.reset();
@@ -258,8 +253,12 @@ void scheduler::complete(completions& done) noexcept {
     task_error::details info = error.info();
     if (info.task_name.empty()) info.task_name = record->name();
     if (record->state->fail(task_error{error.kind(), error.what(), std::move(info)})) {
-      ++failed;
-      if (error.kind() == error_kind::cancelled) ++cancelled;
+      // As pool_stats says (crew/executor.hpp): a refused submission is not counted.
+      if (error.kind() == error_kind::cancelled) {
+        ++cancelled;
+      } else if (error.kind() != error_kind::pool_closed) {
+        ++failed;
+      }
     }
     record.reset();
   }
@@ -437,6 +436,19 @@ void scheduler::set_broken(const std::string& why) {
 bool scheduler::broken() const {
   std::lock_guard lock{mu_};
   return !broken_.empty();
+}
+
+bool scheduler::closed() const noexcept {
+  std::lock_guard lock{mu_};
+  return closed_;
+}
+
+void scheduler::count_failure_locked(error_kind kind) noexcept {
+  if (kind == error_kind::cancelled) {
+    ++stats_.cancelled;
+  } else if (kind != error_kind::pool_closed) {
+    ++stats_.failed;
+  }
 }
 
 bool scheduler::idle_locked() const noexcept {

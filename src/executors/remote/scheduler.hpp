@@ -110,7 +110,8 @@ class scheduler {
   scheduler(options opts, stop_request stop);
 
   // --- submitters -----------------------------------------------------------------------------
-  /// Queues `record` (or fails it at once when the pool is closed or broken); returns its seq.
+  /// Queues `record` and returns its seq (at least 1), or fails it at once when the pool is
+  /// closed or broken and returns 0 (refused).
   std::uint64_t enqueue(record_ptr record);
   /// cancel() of a started future: see crew/future.hpp. True: the task's code will not run, or
   /// its worker is being stopped and its result will not be accepted.
@@ -142,6 +143,8 @@ class scheduler {
   /// No worker can be started: queued tasks and later submissions fail with `why`.
   void set_broken(const std::string& why);
   [[nodiscard]] bool broken() const;
+  /// Whether close() was called.
+  [[nodiscard]] bool closed() const noexcept;
   /// Blocks until nothing is queued, sent or being completed.
   void wait_idle();
   /// Whether nothing is queued, sent or being completed now.
@@ -179,6 +182,8 @@ class scheduler {
   void fail_locked(record_ptr record, task_error error, completions& done);
   void settle_front_locked(lane& l, const lane_end& end, completions& done);
   void note_idle_locked();
+  /// A task that ended with an error of this kind, in stats_ (as crew::pool_stats counts).
+  void count_failure_locked(error_kind kind) noexcept;
   [[nodiscard]] bool idle_locked() const noexcept;
   /// Fulfils `done` and makes the stop requests collected under mu_. Called without mu_.
   void complete(completions& done) noexcept;
