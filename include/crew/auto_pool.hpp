@@ -7,11 +7,13 @@
 //
 // An auto_pool holds one of crew::thread_pool, crew::process_pool or crew::hybrid_pool, built
 // from a crew::recommendation (crew/advise.hpp) with its worker count, and forwards the calls
-// every crew executor accepts (submit<&fn>, concurrency, wait_idle, shutdown), so the algorithms
-// in crew/algorithm.hpp run on it. MPI advice runs as processes on this one machine, and the
-// reasons say so. Because the choice is made at run time, a task submitted to an auto_pool must
-// suit every executor: a free function or captureless lambda with serializable arguments and
-// result (crew/codec.hpp), as for a process_pool.
+// every crew pool accepts (crew::pool in crew/executor.hpp: submit, detach, wait_idle, shutdown,
+// closed, stats, concurrency), so the algorithms in crew/algorithm.hpp run on it. MPI advice
+// runs as processes on this one machine, and the reasons say so. Because the choice is made at
+// run time, a task submitted to an auto_pool must suit every executor, as for a process_pool: a
+// function (submit<&fn>) or a stateless callable (submit(f, args...): a captureless lambda or an
+// empty function object), with serializable arguments and result (crew/codec.hpp) — whichever
+// pool it holds, so that code that compiles keeps working when the choice changes.
 //
 // Thread-safety: as the pool it holds — every member may be called from any thread at once.
 // Blocking: for_task blocks while it measures the task (advise_options::budget, plus a
@@ -95,12 +97,77 @@ class auto_pool {
         std::forward<A>(args)...);
   }
 
+  /// Runs f(args...) on the held pool, for a stateless f (a captureless lambda or an empty,
+  /// default-constructible function object), even when it holds a thread_pool: see above. A
+  /// callable with state does not compile, with a message saying what to write instead.
+  template <class F, class... A>
+  auto submit(F&& f, A&&... args) -> detail::remote_submit_t<F, A...> {
+    using callable = std::decay_t<F>;
+    (void)f;
+    if constexpr (detail::stateless_callable<callable>) {
+      return submit<detail::stateless_task_v<callable, A...>>(std::forward<A>(args)...);
+    } else {
+      detail::refuse_stateful_callable<callable>();
+      return {};
+    }
+  }
+
+  /// Runs Fn(args...) on the held pool without a future, as its detach does: false when the
+  /// pool refused it (it is shut down, or its arguments could not be encoded).
+  template <auto Fn, class... A>
+  bool detach(A&&... args) {
+    if (auto* p = std::get_if<std::unique_ptr<thread_pool>>(&pool_))
+      return (*p)->template detach<Fn>(std::forward<A>(args)...);
+    if (auto* p = std::get_if<std::unique_ptr<process_pool>>(&pool_))
+      return (*p)->template detach<Fn>(std::forward<A>(args)...);
+    return std::get<std::unique_ptr<hybrid_pool>>(pool_)->template detach<Fn>(
+        std::forward<A>(args)...);
+  }
+  /// detach for a stateless callable, as submit(f, args...).
+  template <class F, class... A>
+  auto detach(F&& f, A&&... args) -> detail::remote_detach_t<F> {
+    using callable = std::decay_t<F>;
+    (void)f;
+    if constexpr (detail::stateless_callable<callable>) {
+      return detach<detail::stateless_task_v<callable, A...>>(std::forward<A>(args)...);
+    } else {
+      detail::refuse_stateful_callable<callable>();
+      return {};
+    }
+  }
+
   /// Blocks until nothing is queued or running. Thread-safe.
   void wait_idle();
   /// As the held pool's shutdown: stops accepting tasks, drains or cancels what is queued.
   void shutdown(shutdown_mode mode = shutdown_mode::drain);
+  /// As the held pool's close(): shutdown without waiting. Never blocks.
+  void close(shutdown_mode mode = shutdown_mode::drain);
+  /// As the held pool's stop_now(): a process or hybrid pool kills its workers, a thread pool
+  /// cancels what is queued and lets running tasks finish (the report says so). Never blocks.
+  stop_report stop_now();
 
-  /// The held pool, for what only it offers (stats(), worker_pids()); null if it is another.
+  /// Per-call options (crew/call.hpp), as the held pool takes them.
+  [[nodiscard]] call_with<auto_pool> with(call_options options) {
+    return call_with<auto_pool>{*this, std::move(options)};
+  }
+  /// What with(options).submit<Fn>(args...) calls.
+  template <auto Fn, class... A>
+  auto submit_with(const call_options& options, A&&... args)
+      -> future<std::decay_t<typename detail::task_traits<Fn>::result>> {
+    return std::visit(
+        [&](auto& p) -> future<std::decay_t<typename detail::task_traits<Fn>::result>> {
+          return p->template submit_with<Fn>(options, std::forward<A>(args)...);
+        },
+        pool_);
+  }
+  /// Whether shutdown() has begun. Never blocks.
+  [[nodiscard]] bool closed() const noexcept;
+  /// The held pool's counters common to every pool; its own extras through threads(),
+  /// processes() or hybrid().
+  [[nodiscard]] pool_stats stats() const;
+
+  /// The held pool, for what only it offers (its full stats(), worker_pids()); null if it is
+  /// another.
   [[nodiscard]] thread_pool* threads() noexcept;
   [[nodiscard]] process_pool* processes() noexcept;
   [[nodiscard]] hybrid_pool* hybrid() noexcept;
@@ -112,6 +179,6 @@ class auto_pool {
       pool_;
 };
 
-static_assert(executor<auto_pool>);
+static_assert(pool<auto_pool>);
 
 }  // namespace crew

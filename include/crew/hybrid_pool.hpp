@@ -7,8 +7,9 @@
 // Each worker gets OMP_NUM_THREADS, OPENBLAS_NUM_THREADS and MKL_NUM_THREADS set to T, so that
 // libraries inside tasks do not oversubscribe the machine.
 //
-// Same calls as every crew executor (submit<&fn>, detach, wait_idle, shutdown, stats, and the
-// algorithms). Thread-safety, blocking and lifetime: as process_pool (crew/process_pool.hpp).
+// Same calls as every crew pool (crew::pool in crew/executor.hpp: submit<&fn>, submit(f) for a
+// stateless f, detach, wait_idle, shutdown, closed, stats, and the algorithms). Thread-safety,
+// blocking and lifetime: as process_pool (crew/process_pool.hpp).
 #pragma once
 
 #include <algorithm>
@@ -70,5 +71,7 @@ class hybrid_pool : public detail::remote_pool {
   /// Throws std::invalid_argument for 0 processes, 0 threads or more than 64 threads.
   explicit hybrid_pool(const hybrid_pool_options& options);
 };
+
+static_assert(pool<hybrid_pool>);
 
 }  // namespace crew

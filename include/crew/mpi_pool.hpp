@@ -12,21 +12,23 @@
 //     auto squares = crew::map<&square>(pool, inputs);      // the same calls as any pool
 //   }
 //
-// An mpi_pool accepts the same calls as thread_pool and process_pool (`submit<&fn>(args...)`,
+// An mpi_pool accepts the same calls as thread_pool and process_pool (crew::pool in
+// crew/executor.hpp: `submit<&fn>(args...)`, `submit(f, args...)` for a stateless f, detach,
 // every algorithm in crew/algorithm.hpp, as_completed, when_all); tasks are functions known at
-// compile time, looked up in the registry every rank built at start-up, with arguments and
-// results in crew's one codec (crew/codec.hpp). Small tasks travel several to a message; large
-// arguments and results travel as MPI messages of their own, sent from and received into the
-// encoded buffer itself. With threads_per_rank > 1 each rank runs its tasks on a crew
+// compile time or stateless callables, looked up in the registry every rank built at start-up, with
+// arguments and results in crew's one codec (crew/codec.hpp). Small tasks travel several to a
+// message; large arguments and results travel as MPI messages of their own, sent from and received
+// into the encoded buffer itself. With threads_per_rank > 1 each rank runs its tasks on a crew
 // thread_pool (hybrid MPI + threads). docs/mpi.md covers running on a cluster.
 //
-// Failures: an exception in a task arrives as task_error{exception} with the remote type name and
-// what(). A rank that dies ends the whole job under Open MPI's default settings (mpirun kills
-// every rank and exits non-zero); crew prints which rank died running which task when the death
-// was a signal it could catch. Under `mpirun --enable-recovery` rank 0 survives: crew notices a
-// dead rank on rank 0's host, fails every task it held with error_kind::crashed and goes on with
-// the other ranks; the session then ends without MPI_Finalize, which would wait for the dead
-// rank (docs/mpi.md).
+// Failures: an exception in a task arrives as on a process pool: get() rethrows a rebuilt
+// exception of the same type when it is standard or registered (crew/exception.hpp), result()
+// gives task_error{exception} with the remote type name and what(). A rank that dies ends the whole
+// job under Open MPI's default settings (mpirun kills every rank and exits non-zero); crew prints
+// which rank died running which task when the death was a signal it could catch. Under `mpirun
+// --enable-recovery` rank 0 survives: crew notices a dead rank on rank 0's host, fails every task
+// it held with error_kind::crashed and goes on with the other ranks; the session then ends without
+// MPI_Finalize, which would wait for the dead rank (docs/mpi.md).
 //
 // Thread-safety: every public member of mpi_pool may be called from any thread of rank 0. All MPI
 // calls are made under one lock, so MPI needs only MPI_THREAD_SERIALIZED. Blocking: submit never
@@ -114,14 +116,11 @@ struct mpi_pool_options {
   std::chrono::milliseconds start_timeout{60'000};
 };
 
-struct mpi_pool_stats {
-  std::size_t ranks = 0;      ///< ranks serving the pool (lost ones excluded)
-  std::size_t workers = 0;    ///< tasks that run at once: ranks × threads_per_rank
-  std::size_t queued = 0;     ///< submitted, not yet sent to a rank
-  std::size_t running = 0;    ///< sent to a rank, no result yet
-  std::size_t completed = 0;  ///< produced a value
-  std::size_t failed = 0;     ///< ended with a task_error (cancellations included)
-  std::size_t cancelled = 0;
+/// pool_stats (crew/executor.hpp, the same on every pool) and the MPI pool's own. Here
+/// `workers` is ranks × threads_per_rank, `queued` is tasks not yet sent to a rank, `running`
+/// tasks sent to a rank with no result yet.
+struct mpi_pool_stats : pool_stats {
+  std::size_t ranks = 0;          ///< ranks serving the pool (lost ones excluded)
   std::size_t lost_ranks = 0;     ///< ranks found dead (only with mpirun --enable-recovery)
   std::size_t messages_sent = 0;  ///< task messages rank 0 sent (batches and large arguments)
   std::size_t messages_received = 0;
@@ -142,6 +141,9 @@ template <class R>
 class mpi_state final : public shared_state<R> {
  public:
   explicit mpi_state(std::shared_ptr<mpi_pool_core> core) noexcept : core_(std::move(core)) {}
+  /// Set by the submitting thread once the pool queued the task (false: refused, or its
+  /// arguments could not be encoded).
+  bool accepted = false;
 
  private:
   bool run_inline() noexcept override;
@@ -204,14 +206,46 @@ class mpi_pool {
                              task_error::details::named(std::string{entry.name})});
       return future<R>{std::move(state)};
     }
-    enqueue(std::move(job));
+    state->accepted = enqueue(std::move(job));
     return future<R>{std::move(state)};
   }
 
-  /// Runs Fn(args...) on a rank without a future; failures are counted in stats() only.
+  /// Runs f(args...) on a rank, for a stateless f (a captureless lambda or an empty,
+  /// default-constructible function object): each rank builds its own F{}; only the arguments
+  /// travel. A callable with state does not compile, with a message saying what to write
+  /// instead. Otherwise as submit<&fn>.
+  template <class F, class... A>
+  auto submit(F&& f, A&&... args) -> detail::remote_submit_t<F, A...> {
+    using callable = std::decay_t<F>;
+    (void)f;
+    if constexpr (detail::stateless_callable<callable>) {
+      return submit<detail::stateless_task_v<callable, A...>>(std::forward<A>(args)...);
+    } else {
+      detail::refuse_stateful_callable<callable>();
+      return {};
+    }
+  }
+
+  /// Runs Fn(args...) on a rank without a future; its failure is counted in stats().failed.
+  /// Returns false, and the task never runs, when the pool refused it: it is shut down (or
+  /// broken), or the arguments could not be encoded.
   template <auto Fn, class... A>
-  void detach(A&&... args) {
-    (void)submit<Fn>(std::forward<A>(args)...);
+  bool detach(A&&... args) {
+    using R = std::decay_t<typename detail::task_traits<Fn>::result>;
+    const future<R> f = submit<Fn>(std::forward<A>(args)...);
+    return static_cast<const detail::mpi_state<R>*>(f.state())->accepted;
+  }
+  /// detach for a stateless callable, as submit(f, args...).
+  template <class F, class... A>
+  auto detach(F&& f, A&&... args) -> detail::remote_detach_t<F> {
+    using callable = std::decay_t<F>;
+    (void)f;
+    if constexpr (detail::stateless_callable<callable>) {
+      return detach<detail::stateless_task_v<callable, A...>>(std::forward<A>(args)...);
+    } else {
+      detail::refuse_stateful_callable<callable>();
+      return {};
+    }
   }
 
   /// Blocks until nothing is queued or running. Thread-safe.
@@ -221,6 +255,9 @@ class mpi_pool {
   /// running task; cancel_pending: queued tasks end as cancelled, tasks already sent to a rank
   /// finish. Then the ranks close the pool. Blocks. Idempotent; thread-safe.
   void shutdown(shutdown_mode mode = shutdown_mode::drain);
+
+  /// Whether shutdown() has begun (submissions are refused with pool_closed). Never blocks.
+  [[nodiscard]] bool closed() const noexcept;
 
   /// Never blocks. Closes the pool as shutdown(mode) does and returns at once: later submissions
   /// get pool_closed; drain lets queued tasks run in the background, cancel_pending cancels them.
@@ -240,11 +277,12 @@ class mpi_pool {
   [[nodiscard]] std::vector<int> ranks() const;
 
  private:
-  void enqueue(detail::mpi_submission job);
+  /// False when the pool refused the task (shut down or broken): its future holds why.
+  bool enqueue(detail::mpi_submission job);
 
   std::shared_ptr<detail::mpi_pool_core> core_;
 };
 
-static_assert(executor<mpi_pool>);
+static_assert(pool<mpi_pool>);
 
 }  // namespace crew

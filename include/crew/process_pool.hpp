@@ -8,9 +8,11 @@
 // even on SIGKILL). Requests and results travel through shared memory, with no system call
 // while both sides are awake.
 //
-// Tasks are functions known at compile time (free functions or captureless lambdas); their
-// arguments and results are serialized with crew/codec.hpp. A worker runs only functions the
-// binary registered, so a corrupt message can never make it call an arbitrary address.
+// Tasks are functions known at compile time (submit<&fn>) or stateless callables
+// (submit([](int x) { ... }, 7): captureless lambdas, empty function objects), which a worker
+// builds for itself; their arguments and results are serialized with crew/codec.hpp. A worker runs
+// only functions the binary registered, so a corrupt message can never make it call an arbitrary
+// address.
 //
 // Thread-safety: every public member is safe to call from any thread, including from inside
 // another pool's tasks. Blocking: submit never blocks on the workers (it queues) — unless
@@ -99,13 +101,11 @@ struct process_pool_options {
   queue_full on_full = queue_full::block;
 };
 
-struct process_pool_stats {
-  std::size_t workers = 0;    ///< live worker processes
-  std::size_t queued = 0;     ///< submitted, not started (in the pool or sent ahead to a worker)
-  std::size_t running = 0;    ///< started by a worker, no result yet
-  std::size_t completed = 0;  ///< produced a value
-  std::size_t failed = 0;     ///< ended with a task_error (any kind, cancellations included)
-  std::size_t cancelled = 0;
+/// pool_stats (crew/executor.hpp: workers, queued, running, completed, failed, cancelled, the
+/// same on every pool) and what only pools of worker processes count. Here `workers` is the
+/// worker threads with a live process (processes × threads when all are up), `queued` includes
+/// tasks sent ahead to a worker that has not started them.
+struct process_pool_stats : pool_stats {
   std::size_t stolen = 0;          ///< always 0: tasks are dealt, not stolen
   std::size_t restarts = 0;        ///< workers started to replace one that died or retired
   std::size_t crashes = 0;         ///< workers that died while running a task
@@ -211,10 +211,43 @@ class remote_pool {
     return submit_call<Fn>(&options, std::forward<A>(args)...);
   }
 
-  /// Runs Fn(args...) in a worker without a future; failures are counted in stats() only.
+  /// Runs f(args...) in a worker, for a stateless f: a captureless lambda or an empty,
+  /// default-constructible function object. The worker builds its own F{} and calls it; `f`
+  /// itself is not sent (it has nothing to send). Otherwise as submit<&fn>: the arguments are
+  /// converted to f's parameter types (a generic lambda: their decayed types) and encoded now. A
+  /// callable with state does not compile, with a message saying what to write instead.
+  template <class F, class... A>
+  auto submit(F&& f, A&&... args) -> detail::remote_submit_t<F, A...> {
+    using callable = std::decay_t<F>;
+    (void)f;
+    if constexpr (detail::stateless_callable<callable>) {
+      return submit<detail::stateless_task_v<callable, A...>>(std::forward<A>(args)...);
+    } else {
+      detail::refuse_stateful_callable<callable>();
+      return {};
+    }
+  }
+
+  /// Runs Fn(args...) in a worker without a future; its failure is counted in stats().failed.
+  /// Returns false, and the task never runs, when the pool refused it: it is shut down (or
+  /// broken: no worker can start), or the arguments could not be encoded.
   template <auto Fn, class... A>
-  void detach(A&&... args) {
-    (void)submit<Fn>(std::forward<A>(args)...);
+  bool detach(A&&... args) {
+    using R = std::decay_t<typename detail::task_traits<Fn>::result>;
+    const future<R> f = submit<Fn>(std::forward<A>(args)...);
+    return static_cast<const detail::remote_state<R>*>(f.state())->seq != 0;
+  }
+  /// detach for a stateless callable, as submit(f, args...).
+  template <class F, class... A>
+  auto detach(F&& f, A&&... args) -> detail::remote_detach_t<F> {
+    using callable = std::decay_t<F>;
+    (void)f;
+    if constexpr (detail::stateless_callable<callable>) {
+      return detach<detail::stateless_task_v<callable, A...>>(std::forward<A>(args)...);
+    } else {
+      detail::refuse_stateful_callable<callable>();
+      return {};
+    }
   }
 
   /// Blocks until nothing is queued or running. Thread-safe.
@@ -270,6 +303,9 @@ class remote_pool {
   }
 
  public:
+  /// Whether shutdown() has begun (submissions are refused with pool_closed). Never blocks.
+  [[nodiscard]] bool closed() const noexcept;
+
   [[nodiscard]] process_pool_stats stats() const;
   /// Tasks that run at once: worker processes × threads per process.
   [[nodiscard]] std::size_t concurrency() const noexcept;
@@ -295,5 +331,7 @@ class process_pool : public detail::remote_pool {
   process_pool() : process_pool(process_pool_options{}) {}
   explicit process_pool(const process_pool_options& options) : remote_pool(options, 1) {}
 };
+
+static_assert(pool<process_pool>);
 
 }  // namespace crew

@@ -86,18 +86,13 @@ struct thread_pool_options {
   queue_full on_full = queue_full::block;
 };
 
-/// A snapshot of a pool's counters. Counts are since construction; queued and running are
-/// instantaneous and approximate under concurrent activity.
-struct thread_pool_stats {
-  std::size_t workers = 0;
-  std::size_t queued = 0;  ///< submitted, not yet started
-  /// Executing now: on workers (a waiting task and the tasks it helps both count) and on threads
-  /// outside the pool that run a task they wait for.
-  std::size_t running = 0;
-  std::uint64_t completed = 0;  ///< ran on a worker and returned
-  std::uint64_t failed = 0;     ///< ran on a worker and threw
-  std::uint64_t cancelled = 0;  ///< never ran: cancelled while queued, or by shutdown
-  std::uint64_t stolen = 0;     ///< taken by a worker from another worker's deque
+/// A snapshot of a pool's counters: pool_stats (crew/executor.hpp, the same on every pool) and
+/// the thread pool's own. Here `running` counts tasks executing on workers (a waiting task and
+/// the tasks it helps both count) and on threads outside the pool that run a task they wait
+/// for; `completed` and `failed` count tasks that ran on a worker (returned / threw);
+/// `cancelled` tasks that never ran (cancelled while queued, or by shutdown).
+struct thread_pool_stats : pool_stats {
+  std::uint64_t stolen = 0;  ///< taken by a worker from another worker's deque
   /// Ran on a thread outside the pool that waited for it (see "Waiting" above), whatever its
   /// outcome; not counted in completed or failed.
   std::uint64_t inlined = 0;
@@ -208,6 +203,10 @@ class thread_pool {
   /// Thread-safe, never blocks. Like submit() without a future: returns false (and drops the
   /// task) after shutdown. An exception thrown by a detached task is counted in stats().failed
   /// and otherwise ignored.
+  template <auto Fn, class... A>
+  bool detach(A&&... args) {
+    return detach(detail::constant_fn<Fn>{}, std::forward<A>(args)...);
+  }
   template <class F, class... A>
   bool detach(F&& f, A&&... args) {
     using task = detail::detached_task<std::decay_t<F>, std::decay_t<A>...>;
@@ -293,6 +292,6 @@ class thread_pool {
   std::shared_ptr<detail::pool_core> core_;
 };
 
-static_assert(executor<thread_pool>);
+static_assert(pool<thread_pool>);
 
 }  // namespace crew

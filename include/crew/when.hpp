@@ -587,8 +587,9 @@ class then_watcher final : public watcher {
 /// process pool's result thread), or at once in this call if it is ready already — and returns a
 /// future for fn's result. fn receives the value or the task_error, so it runs for failures too.
 /// If fn throws, the returned future holds that exception: get() rethrows it, result() gives a
-/// task_error of kind exception whose original() is it. Keep fn short and non-blocking: it
-/// delays whatever that thread does next (submit a task from it for long work). `f` is consumed
+/// task_error of kind exception whose original() is it. Keep fn short: it delays whatever that
+/// thread does next (submit a task from it for long work); it may wait for other tasks of the
+/// same pool (docs/api.md, "Continuations"). `f` is consumed
 /// (std::future_error with no_state if it is not valid).
 template <class T, class F>
 requires std::invocable < std::decay_t<F>

@@ -109,6 +109,22 @@ void auto_pool::shutdown(shutdown_mode mode) {
   std::visit([mode](auto& p) { p->shutdown(mode); }, pool_);
 }
 
+void auto_pool::close(shutdown_mode mode) {
+  std::visit([mode](auto& p) { p->close(mode); }, pool_);
+}
+
+stop_report auto_pool::stop_now() {
+  return std::visit([](auto& p) { return p->stop_now(); }, pool_);
+}
+
+bool auto_pool::closed() const noexcept {
+  return std::visit([](const auto& p) { return p->closed(); }, pool_);
+}
+
+pool_stats auto_pool::stats() const {
+  return std::visit([](const auto& p) { return static_cast<pool_stats>(p->stats()); }, pool_);
+}
+
 thread_pool* auto_pool::threads() noexcept {
   auto* p = std::get_if<std::unique_ptr<thread_pool>>(&pool_);
   return p ? p->get() : nullptr;

@@ -33,6 +33,44 @@ wait_helper*& current_wait_helper() noexcept {
   return helper;
 }
 
+namespace {
+deferred_continuations*& innermost_deferral() noexcept {
+  thread_local deferred_continuations* scope = nullptr;
+  return scope;
+}
+}  // namespace
+
+deferred_continuations::deferred_continuations() noexcept : outer_(innermost_deferral()) {
+  innermost_deferral() = this;
+}
+
+deferred_continuations::~deferred_continuations() {
+  innermost_deferral() = outer_;
+  run_all(kept_);
+}
+
+deferred_continuations* deferred_continuations::current() noexcept {
+  return innermost_deferral();
+}
+
+bool deferred_continuations::keep(state_base& state, continuation* next) noexcept {
+  try {
+    kept_.emplace_back(&state, next);
+  } catch (...) {
+    return false;
+  }
+  state.add_ref();
+  return true;
+}
+
+void deferred_continuations::run_all(std::vector<entry>& entries) noexcept {
+  for (auto& [state, next] : entries) {
+    next->on_ready(*state);
+    state->release();
+  }
+  entries.clear();
+}
+
 bool state_base::try_start() noexcept {
   std::uint32_t word = word_.load(std::memory_order_relaxed);
   while ((word & status_mask) == pending) {
@@ -63,7 +101,9 @@ void state_base::publish() noexcept {
   if ((before & sleeper_bit) != 0) futex_wake_all(word_);
   // The completing executor holds a reference, so the state outlives the continuation call.
   continuation* next = next_.exchange(fired, std::memory_order_acq_rel);
-  if (next != nullptr) next->on_ready(*this);
+  if (next == nullptr) return;
+  deferred_continuations* later = deferred_continuations::current();
+  if (later == nullptr || !later->keep(*this, next)) next->on_ready(*this);
 }
 
 bool state_base::fail(task_error error) noexcept {

@@ -112,13 +112,17 @@ class mpi_pool_core {
   ~mpi_pool_core();
 
   void open();
-  void enqueue(mpi_submission job);
+  bool enqueue(mpi_submission job);
   bool drive_until_ready(const state_base& state) noexcept;
   void wait_idle();
   void shutdown(shutdown_mode mode);
   std::size_t close(shutdown_mode mode, const char* by);
   stop_report stop_now();
   mpi_pool_stats stats() const;
+  bool closed() const noexcept {
+    std::lock_guard lock{queue_mu_};
+    return closed_;
+  }
   std::size_t concurrency() const noexcept { return concurrency_.load(std::memory_order_relaxed); }
   std::vector<int> ranks() const;
 
@@ -431,7 +435,7 @@ void mpi_pool_core::close_ranks() {
 
 // --- the caller's side -------------------------------------------------------------------------
 
-void mpi_pool_core::enqueue(mpi_submission job) {
+bool mpi_pool_core::enqueue(mpi_submission job) {
   auto record = std::make_unique<mpi_task_record>();
   record->entry = job.entry;
   record->state = state_ptr<state_base>{job.state};
@@ -444,13 +448,14 @@ void mpi_pool_core::enqueue(mpi_submission job) {
     const bool closed = closed_;
     const std::string why = broken_;
     lock.unlock();
-    failed_.fetch_add(1);
+    // As pool_stats counts (crew/executor.hpp): a refused submission is not counted.
+    if (!closed) failed_.fetch_add(1);
     record->state->fail(
         closed ? task_error{error_kind::pool_closed, "crew::mpi_pool: submit after shutdown",
                             task_error::details::named(std::string{record->entry->name})}
                : task_error{error_kind::worker_lost, why,
                             task_error::details::named(std::string{record->entry->name})});
-    return;
+    return false;
   }
   queue_.push_back(std::move(record));
   ++outstanding_;
@@ -458,6 +463,7 @@ void mpi_pool_core::enqueue(mpi_submission job) {
   const bool wake = manager_sleeping_;
   lock.unlock();
   if (wake) work_cv_.notify_one();
+  return true;
 }
 
 bool mpi_pool_core::drive_until_ready(const state_base& state) noexcept {
@@ -848,12 +854,14 @@ void mpi_pool_core::complete(std::vector<mpi_completion>& done) noexcept {
     state_base& state = *c.record->state;
     if (state.is_ready()) {  // cancelled by its future: drop whatever came back
       cancelled_.fetch_add(1, std::memory_order_relaxed);
-      failed_.fetch_add(1, std::memory_order_relaxed);
       continue;
     }
     if (c.error) {
-      if (c.error->kind() == error_kind::cancelled) cancelled_.fetch_add(1);
-      failed_.fetch_add(1, std::memory_order_relaxed);
+      if (c.error->kind() == error_kind::cancelled) {
+        cancelled_.fetch_add(1, std::memory_order_relaxed);
+      } else {
+        failed_.fetch_add(1, std::memory_order_relaxed);
+      }
       state.fail(std::move(*c.error));
       continue;
     }
@@ -939,8 +947,11 @@ mpi_pool::~mpi_pool() {
   if (auto* runtime = detail::mpi::current_runtime()) detail::detach_pool(*runtime, core_.get());
 }
 
-void mpi_pool::enqueue(detail::mpi_submission job) {
-  core_->enqueue(std::move(job));
+bool mpi_pool::enqueue(detail::mpi_submission job) {
+  return core_->enqueue(std::move(job));
+}
+bool mpi_pool::closed() const noexcept {
+  return core_->closed();
 }
 void mpi_pool::wait_idle() {
   core_->wait_idle();

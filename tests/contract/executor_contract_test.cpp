@@ -8,11 +8,14 @@
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 #include "crew/algorithm.hpp"
+#include "crew/auto_pool.hpp"
 #include "crew/hybrid_pool.hpp"
 #include "crew/process_pool.hpp"
+#include "crew/stream.hpp"
 #include "crew/thread_pool.hpp"
 #include "crew/when.hpp"
 
@@ -43,6 +46,34 @@ std::vector<int> iota_vector(int n) {
   std::iota(v.begin(), v.end(), 0);
   return v;
 }
+int sleeps_then_returns(int ms) {
+  std::this_thread::sleep_for(std::chrono::milliseconds{ms});
+  return ms;
+}
+
+// Stateless callables: what submit(f, args...) takes on every executor. Several lambdas share a
+// signature (and so, under GCC, a type name): each must still run as itself in a worker process.
+constexpr auto triple = [](int x) { return 3 * x; };
+constexpr auto negate = [](int x) { return -x; };
+constexpr auto does_nothing = [](int) {};
+constexpr auto twice = [](auto x) { return x + x; };  // generic: one task per argument type
+constexpr auto describe = [](std::vector<int> v, const std::string& prefix) {
+  return prefix + std::to_string(v.size());
+};
+constexpr auto throws_invalid = [](int x) -> int {
+  if (x >= 0) throw std::invalid_argument("negative numbers only");
+  return x;
+};
+struct adds {  // an empty function object
+  long operator()(long a, long b) const { return a + b; }
+};
+struct overloaded {  // several operator(): chosen by the arguments, as std::invoke would
+  int operator()(int x) const { return x + 1; }
+  std::string operator()(const std::string& s) const { return s + "!"; }
+};
+struct non_const_call {  // an operator() that is not const, like a `mutable` lambda's
+  int operator()() { return 42; }
+};
 
 template <class Pool>
 struct maker;
@@ -70,6 +101,34 @@ struct maker<crew::hybrid_pool> {
   }
 };
 
+// auto_pool, holding each kind of pool it can choose (the same type; the maker differs).
+struct auto_pool_on_threads : crew::auto_pool {
+  using auto_pool::auto_pool;
+};
+struct auto_pool_on_processes : crew::auto_pool {
+  using auto_pool::auto_pool;
+};
+crew::recommendation recommend(crew::execution_model model, std::size_t workers) {
+  crew::recommendation r;
+  r.model = model;
+  r.workers = static_cast<unsigned>(workers);
+  return r;
+}
+template <>
+struct maker<auto_pool_on_threads> {
+  static auto make(std::size_t workers) {
+    return std::make_unique<auto_pool_on_threads>(
+        recommend(crew::execution_model::threads, workers));
+  }
+};
+template <>
+struct maker<auto_pool_on_processes> {
+  static auto make(std::size_t workers) {
+    return std::make_unique<auto_pool_on_processes>(
+        recommend(crew::execution_model::processes, workers));
+  }
+};
+
 template <class Pool>
 class Contract : public ::testing::Test {
  protected:
@@ -83,11 +142,19 @@ class Contract : public ::testing::Test {
   }
 };
 
-using executors = ::testing::Types<crew::thread_pool, crew::process_pool, crew::hybrid_pool>;
+using executors = ::testing::Types<crew::thread_pool, crew::process_pool, crew::hybrid_pool,
+                                   auto_pool_on_threads, auto_pool_on_processes>;
 TYPED_TEST_SUITE(Contract, executors);
 
-TYPED_TEST(Contract, SatisfiesTheExecutorConcept) {
+TYPED_TEST(Contract, SatisfiesTheExecutorAndPoolConcepts) {
   static_assert(crew::executor<TypeParam>);
+  static_assert(crew::pool<TypeParam>);
+  // Only a thread pool runs arbitrary closures (captures included) and shares memory with the
+  // caller: the algorithms' closure forms and the streams' local path must not pick another
+  // pool just because it takes stateless callables.
+  constexpr bool in_process = std::is_same_v<TypeParam, crew::thread_pool>;
+  static_assert(crew::closure_executor<TypeParam> == in_process);
+  static_assert(crew::detail::local_executor<TypeParam> == in_process);
   SUCCEED();
 }
 
@@ -271,6 +338,193 @@ TYPED_TEST(Contract, MapWithADeadlineThrowsTimedOut) {
   EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds{20});
   EXPECT_EQ(crew::map<&square>(*pool, iota_vector(5), {.timeout = std::chrono::seconds{30}}),
             (std::vector<int>{0, 1, 4, 9, 16}));
+}
+
+}  // namespace
+
+// --- the whole interface: the same spellings and the same outcomes on every executor ---------
+
+namespace {
+
+TYPED_TEST(Contract, SubmitAStatelessCallable) {
+  this->for_each_size([](auto& pool) {
+    EXPECT_EQ(pool.submit(triple, 14).get(), 42);
+    EXPECT_EQ(pool.submit(negate, 14).get(), -14) << "a lambda of the same signature as triple";
+    EXPECT_EQ(pool.submit([](int a, int b) { return a * b; }, 6, 7).get(), 42);
+    EXPECT_EQ(pool.submit(twice, 21).get(), 42);
+    EXPECT_EQ(pool.submit(twice, std::string{"ab"}).get(), "abab");
+    EXPECT_EQ(pool.submit(describe, std::vector<int>{1, 2, 3}, "size ").get(), "size 3");
+    EXPECT_EQ(pool.submit(adds{}, 40L, 2L).get(), 42L);
+    EXPECT_EQ(pool.submit(overloaded{}, 41).get(), 42);
+    EXPECT_EQ(pool.submit(overloaded{}, std::string{"hey"}).get(), "hey!");
+    EXPECT_EQ(pool.submit(non_const_call{}).get(), 42);
+    EXPECT_EQ(pool.submit([]() mutable { return 7; }).get(), 7);
+    crew::future<void> nothing = pool.submit(does_nothing, 1);
+    static_assert(std::is_same_v<decltype(nothing), crew::future<void>>);
+    EXPECT_NO_THROW(nothing.get());
+    // A captureless lambda also works as submit<lambda>(args...).
+    EXPECT_EQ(pool.template submit<triple>(5).get(), 15);
+  });
+}
+
+TYPED_TEST(Contract, AStatelessCallableThatThrowsKeepsItsExceptionType) {
+  this->for_each_size([](auto& pool) {
+    EXPECT_THROW(pool.submit(throws_invalid, 1).get(), std::invalid_argument);
+    auto r = pool.submit(throws_invalid, 1).result();
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().kind(), error_kind::exception);
+    EXPECT_STREQ(r.error().what(), "negative numbers only");
+    EXPECT_EQ(pool.submit(throws_invalid, -1).get(), -1) << "the pool goes on";
+  });
+}
+
+TYPED_TEST(Contract, TwoThreadsSubmitTheSameLambdaAtOnce) {
+  auto pool = maker<TypeParam>::make(2);
+  constexpr int per_thread = 300;
+  std::vector<crew::future<int>> from_a;
+  std::vector<crew::future<int>> from_b;
+  {
+    std::thread a{[&] {
+      for (int i = 0; i < per_thread; ++i) from_a.push_back(pool->submit(triple, i));
+    }};
+    std::thread b{[&] {
+      for (int i = 0; i < per_thread; ++i) from_b.push_back(pool->submit(triple, -i));
+    }};
+    a.join();
+    b.join();
+  }
+  for (int i = 0; i < per_thread; ++i) {
+    ASSERT_EQ(from_a[i].get(), 3 * i);
+    ASSERT_EQ(from_b[i].get(), -3 * i);
+  }
+}
+
+TYPED_TEST(Contract, DetachRunsTheTaskInBothForms) {
+  this->for_each_size([](auto& pool) {
+    EXPECT_TRUE(pool.template detach<&square>(3));
+    EXPECT_TRUE(pool.detach(triple, 4));
+    EXPECT_TRUE(pool.detach([](int) {}, 5));
+    pool.wait_idle();
+    const auto s = pool.stats();
+    EXPECT_EQ(s.completed, 3U) << "every detached task ran";
+    EXPECT_EQ(s.failed, 0U);
+  });
+}
+
+TYPED_TEST(Contract, ADetachedTaskThatFailsIsCountedInFailed) {
+  auto pool = maker<TypeParam>::make(2);
+  EXPECT_TRUE(pool->template detach<&fails_on_seven>(7));
+  EXPECT_TRUE(pool->detach(throws_invalid, 1));
+  EXPECT_TRUE(pool->template detach<&fails_on_seven>(8));
+  pool->wait_idle();
+  const auto s = pool->stats();
+  EXPECT_EQ(s.failed, 2U);
+  EXPECT_EQ(s.completed, 1U);
+  EXPECT_EQ(s.cancelled, 0U);
+}
+
+TYPED_TEST(Contract, DetachThenShutdownDrainRunsEverything) {
+  auto pool = maker<TypeParam>::make(2);
+  constexpr unsigned tasks = 200;
+  for (unsigned i = 0; i < tasks; ++i) {
+    ASSERT_TRUE(i % 2 == 0 ? pool->template detach<&square>(static_cast<int>(i))
+                           : pool->detach(triple, static_cast<int>(i)));
+  }
+  pool->shutdown(crew::shutdown_mode::drain);
+  const auto s = pool->stats();
+  EXPECT_EQ(s.completed, tasks);
+  EXPECT_EQ(s.queued + s.running, 0U);
+}
+
+TYPED_TEST(Contract, ClosedDetachAndSubmitAfterShutdown) {
+  auto pool = maker<TypeParam>::make(1);
+  EXPECT_FALSE(pool->closed());
+  EXPECT_TRUE(pool->detach(triple, 1));
+  pool->shutdown();
+  EXPECT_TRUE(pool->closed());
+  pool->shutdown();  // idempotent
+  EXPECT_TRUE(pool->closed());
+  const auto before = pool->stats();
+  EXPECT_EQ(before.completed, 1U);
+
+  EXPECT_FALSE(pool->template detach<&square>(2)) << "refused: the pool is shut down";
+  EXPECT_FALSE(pool->detach(triple, 2));
+  auto by_name = pool->template submit<&square>(2).result();
+  ASSERT_FALSE(by_name);
+  EXPECT_EQ(by_name.error().kind(), error_kind::pool_closed);
+  auto by_callable = pool->submit(triple, 2).result();
+  ASSERT_FALSE(by_callable);
+  EXPECT_EQ(by_callable.error().kind(), error_kind::pool_closed);
+  const auto after = pool->stats();
+  EXPECT_EQ(after.completed, 1U);
+  EXPECT_EQ(after.failed, 0U) << "a refused submission is not counted";
+  EXPECT_EQ(after.cancelled, 0U);
+  pool->wait_idle();  // returns at once on a pool that is shut down
+}
+
+TYPED_TEST(Contract, ShutdownCancelPendingCancelsWhatHasNotStarted) {
+  auto pool = maker<TypeParam>::make(1);
+  std::vector<crew::future<int>> futures;
+  futures.push_back(pool->template submit<&sleeps_then_returns>(300));
+  for (int i = 0; i < 100; ++i) {
+    futures.push_back(i % 2 == 0 ? pool->template submit<&square>(i) : pool->submit(triple, i));
+  }
+  pool->shutdown(crew::shutdown_mode::cancel_pending);
+  EXPECT_TRUE(pool->closed());
+  std::uint64_t values = 0;
+  std::uint64_t cancelled = 0;
+  for (auto& f : futures) {
+    ASSERT_TRUE(f.ready()) << "shutdown returned with a task unfinished";
+    auto r = f.result();
+    if (r) {
+      ++values;
+    } else {
+      EXPECT_EQ(r.error().kind(), error_kind::cancelled) << r.error().what();
+      ++cancelled;
+    }
+  }
+  // One worker, busy for 300 ms, and tasks sent ahead to a worker that has not started them
+  // are cancelled too: most of the 100 never start (all of them, if the sleeper did not).
+  EXPECT_GE(cancelled, 50U);
+  const auto s = pool->stats();
+  EXPECT_EQ(s.completed, values);
+  EXPECT_EQ(s.cancelled, cancelled);
+  EXPECT_EQ(s.failed, 0U) << "a cancellation is not a failure";
+}
+
+TYPED_TEST(Contract, EveryAcceptedTaskIsCountedOnce) {
+  auto pool = maker<TypeParam>::make(1);
+  std::vector<crew::future<int>> futures;
+  futures.push_back(pool->template submit<&sleeps_then_returns>(200));
+  for (int i = 0; i < 20; ++i) futures.push_back(pool->submit(triple, i));
+  futures.push_back(pool->template submit<&fails_on_seven>(7));
+  futures.push_back(pool->submit(throws_invalid, 1));
+  // Cancelled while (most likely) still queued behind the sleeper; whichever way the race goes,
+  // the counters must agree with the futures.
+  crew::future<int> victim = pool->template submit<&square>(9);
+  const bool cancelled = victim.cancel();
+  futures.push_back(std::move(victim));
+  pool->wait_idle();
+  std::uint64_t values = 0;
+  std::uint64_t errors = 0;
+  std::uint64_t cancellations = 0;
+  for (auto& f : futures) {
+    auto r = f.result();
+    if (r) {
+      ++values;
+    } else if (r.error().kind() == error_kind::cancelled) {
+      ++cancellations;
+    } else {
+      ++errors;
+    }
+  }
+  EXPECT_EQ(cancellations, cancelled ? 1U : 0U);
+  EXPECT_EQ(errors, 2U);
+  const auto s = pool->stats();
+  EXPECT_EQ(s.completed, values);
+  EXPECT_EQ(s.failed, errors);
+  EXPECT_EQ(s.cancelled, cancellations);
+  EXPECT_EQ(s.completed + s.failed + s.cancelled, futures.size());
 }
 
 }  // namespace

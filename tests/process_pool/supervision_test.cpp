@@ -20,6 +20,7 @@
 #include "crew/codec.hpp"
 #include "crew/hybrid_pool.hpp"
 #include "crew/process_pool.hpp"
+#include "crew/when.hpp"
 #include "support/process.hpp"
 
 namespace {
@@ -377,6 +378,72 @@ TEST(Supervision, GetRethrowsTheTasksOwnExceptionType) {
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error().kind(), error_kind::exception);
   EXPECT_EQ(r.error().remote_type(), "std::invalid_argument");
+}
+
+// --- continuations on the pool's own threads ----------------------------------------------------
+// A continuation runs on the thread that completes its task: for a process pool, the thread that
+// collects results, or the supervisor for a task whose worker died. One that waits for another
+// task of the same pool must not wait for the very thread it runs on.
+
+TEST(Supervision, AContinuationMayWaitForAnotherTaskOfTheSamePool) {
+  for (std::size_t workers : {1, 2}) {
+    process_pool pool{opts(workers)};
+    std::vector<crew::future<int>> chained;
+    for (int i = 0; i < 8; ++i) {
+      chained.push_back(crew::then(pool.submit<&square>(i), [&pool](crew::outcome<int> r) {
+        return pool.submit<&square>(r.value() + 1).get();
+      }));
+    }
+    for (int i = 0; i < 8; ++i) {
+      ASSERT_EQ(chained[i].wait_for(60s), std::future_status::ready) << "workers " << workers;
+      EXPECT_EQ(chained[i].get(), (i * i + 1) * (i * i + 1));
+    }
+  }
+}
+
+TEST(Supervision, AContinuationOfACrashedTaskMayWaitForItsReplacementWorker) {
+  process_pool pool{opts(1)};
+  auto retried = crew::then(pool.submit<&segfaults_after_ms>(0), [&pool](crew::outcome<int> r) {
+    if (r || r.error().kind() != error_kind::crashed) return -1;
+    // Needs a worker the supervisor has yet to start: it must not be the thread running this.
+    return pool.submit<&square>(7).get();
+  });
+  ASSERT_EQ(retried.wait_for(60s), std::future_status::ready);
+  EXPECT_EQ(retried.get(), 49);
+}
+
+TEST(Supervision, AHybridContinuationMayWaitForATaskOfTheSameProcess) {
+  crew::hybrid_pool pool{{.threads_per_process = 2, .processes = 1}};
+  auto chained = crew::then(pool.submit<&square>(2), [&pool](crew::outcome<int> r) {
+    return pool.submit<&square>(r.value()).get();
+  });
+  ASSERT_EQ(chained.wait_for(60s), std::future_status::ready);
+  EXPECT_EQ(chained.get(), 16);
+}
+
+TEST(Supervision, WaitIdleFromAContinuationCollectsItself) {
+  process_pool pool{opts(1)};
+  auto idle = crew::then(pool.submit<&square>(1), [&pool](crew::outcome<int>) {
+    for (int i = 0; i < 4; ++i) (void)pool.submit<&sleeps_ms>(20);
+    pool.wait_idle();
+    const auto s = pool.stats();
+    return static_cast<int>(s.queued + s.running);
+  });
+  ASSERT_EQ(idle.wait_for(60s), std::future_status::ready);
+  EXPECT_EQ(idle.get(), 0);
+}
+
+TEST(Supervision, ShutdownFromAContinuationIsAClearErrorNotAHang) {
+  process_pool pool{opts(1)};
+  auto refused = crew::then(pool.submit<&square>(1), [&pool](crew::outcome<int>) {
+    pool.shutdown();
+    return 0;
+  });
+  ASSERT_EQ(refused.wait_for(60s), std::future_status::ready);
+  EXPECT_THROW(refused.get(), std::logic_error);
+  EXPECT_EQ(pool.submit<&square>(6).get(), 36) << "the pool is still open";
+  pool.shutdown();
+  EXPECT_TRUE(pool.worker_pids().empty());
 }
 
 }  // namespace

@@ -23,6 +23,7 @@
 #include <utility>
 
 #include "crew/codec.hpp"
+#include "crew/future.hpp"
 
 namespace crew::detail {
 
@@ -72,6 +73,24 @@ constexpr std::string_view function_name() noexcept {
   return name;
 }
 
+template <class T>
+constexpr std::string_view raw_type_name() noexcept {
+  return __PRETTY_FUNCTION__;
+}
+
+/// The name of type T as the compiler spells it, e.g. "main()::<lambda(int)>" (GCC) or
+/// "(lambda at main.cpp:12:5)" (Clang). The same in every process started from one binary.
+template <class T>
+constexpr std::string_view type_name() noexcept {
+  constexpr std::string_view raw = raw_type_name<T>();
+  constexpr std::string_view key = "T = ";
+  constexpr std::size_t begin = raw.find(key) + key.size();
+  // GCC lists the return type's alias after a "; "; both compilers close with ']'.
+  constexpr std::size_t alias = raw.find("; std::", begin);
+  constexpr std::size_t end = alias != std::string_view::npos ? alias : raw.rfind(']');
+  return raw.substr(begin, end - begin);
+}
+
 constexpr std::uint64_t fnv1a(std::string_view text) noexcept {
   std::uint64_t hash = 0xcbf29ce484222325ULL;
   for (const char c : text) {
@@ -96,6 +115,10 @@ template <class C, class R, class... A>
 struct signature<R (C::*)(A...) const> : signature<R (*)(A...)> {};
 template <class C, class R, class... A>
 struct signature<R (C::*)(A...) const noexcept> : signature<R (*)(A...)> {};
+template <class C, class R, class... A>
+struct signature<R (C::*)(A...)> : signature<R (*)(A...)> {};
+template <class C, class R, class... A>
+struct signature<R (C::*)(A...) noexcept> : signature<R (*)(A...)> {};
 template <class F>
 requires requires {
   &F::operator();
@@ -174,6 +197,18 @@ void invoke_encoded(std::span<const std::byte> encoded_args, byte_sink& out) {
   }
 }
 
+/// The name Fn is registered under (and its id hashed from): a task type may name itself with a
+/// static task_name() (stateless_task does), otherwise the function's source name.
+template <auto Fn>
+constexpr std::string_view task_name() noexcept {
+  using fn_type = std::remove_cvref_t<decltype(Fn)>;
+  if constexpr (requires { fn_type::task_name(); }) {
+    return fn_type::task_name();
+  } else {
+    return function_name<Fn>();
+  }
+}
+
 template <auto Fn>
 const task_entry& make_registration() noexcept {
   static_assert(codec::serializable<typename task_traits<Fn>::decoded_args>,
@@ -183,14 +218,126 @@ const task_entry& make_registration() noexcept {
                     codec::serializable<std::decay_t<typename task_traits<Fn>::result>>,
                 "crew: the result of a task function run in another process must be "
                 "serializable (see crew/codec.hpp)");
-  return register_task(
-      task_entry{fnv1a(function_name<Fn>()), function_name<Fn>(), &invoke_encoded<Fn>});
+  return register_task(task_entry{fnv1a(task_name<Fn>()), task_name<Fn>(), &invoke_encoded<Fn>});
 }
 
 /// Fn's entry. Instantiating this registers Fn during static initialization of the binary, so
 /// every process started from the binary knows it before main().
 template <auto Fn>
 inline const task_entry& registered_task = make_registration<Fn>();
+
+// --- stateless callables: submit(f, args...) on a pool whose workers are other processes ------
+//
+// A worker cannot receive `f` itself, but when f's type has no state it can make its own: the
+// type is known at compile time, so it is registered like a function. stateless_task<F, Sig> is
+// that function: it default-constructs an F and calls it. It is registered under F's type name
+// (type_name<F>), the same in every process of the binary; two types with the same name (two
+// lambdas of one signature in one function, under GCC) get distinct ids by registration order,
+// which static initialization fixes for a given binary — fork, spawn, forkserver and MPI ranks
+// all run the same binary.
+
+/// A class with no state that a worker can default-construct: a captureless lambda (C++20) or
+/// an empty function object.
+template <class F>
+concept stateless_callable =
+    std::is_class_v<F> && std::is_empty_v<F> && std::is_default_constructible_v<F>;
+
+template <class R, class Params>
+struct function_of;
+template <class R, class... P>
+struct function_of<R, std::tuple<P...>> {
+  using type = R(P...);
+};
+
+/// The function a stateless F is registered as: its operator()'s own signature when it has
+/// exactly one (a plain lambda), else (a generic lambda, overloads) the call with the decayed
+/// argument types.
+template <class F, class... A>
+struct stateless_signature {
+  using type = std::invoke_result_t<F&, std::decay_t<A>...>(std::decay_t<A>...);
+};
+template <class F, class... A>
+requires requires {
+  &F::operator();
+}
+struct stateless_signature<F, A...> {
+  using type =
+      typename function_of<typename signature<F>::result, typename signature<F>::params>::type;
+};
+
+template <class Sig>
+struct function_result;
+template <class R, class... P>
+struct function_result<R(P...)> {
+  using type = R;
+};
+
+/// What submit(f, args...) on a remote pool returns a future of.
+template <class F, class... A>
+using stateless_result_t =
+    std::decay_t<typename function_result<typename stateless_signature<F, A...>::type>::type>;
+
+template <class F, class Sig>
+struct stateless_task;
+template <class F, class R, class... P>
+struct stateless_task<F, R(P...)> {
+  static constexpr std::string_view task_name() noexcept { return type_name<F>(); }
+  R operator()(P... args) const {
+    F f{};
+    return std::invoke(f, static_cast<P&&>(args)...);
+  }
+};
+
+/// The task submit(f, args...) runs for a stateless F: a constant, usable as submit<...>.
+template <class F, class... A>
+inline constexpr stateless_task<F, typename stateless_signature<F, A...>::type> stateless_task_v{};
+
+/// What submit(f, ...) and detach(f, ...) on a remote pool declare they return for a callable
+/// with state: not a future (nor bool), so that a concept asking whether a pool runs arbitrary
+/// closures (crew::closure_executor) hears "no"; a real call stops the build with
+/// refuse_stateful_callable's message.
+struct stateful_callable_refused {};
+
+template <class F, class... A>
+struct remote_submit {
+  using type = stateful_callable_refused;
+};
+template <stateless_callable F, class... A>
+struct remote_submit<F, A...> {
+  using type = future<stateless_result_t<F, A...>>;
+};
+/// The return type of submit(f, args...) on a remote pool.
+template <class F, class... A>
+using remote_submit_t = typename remote_submit<std::decay_t<F>, A...>::type;
+/// The return type of detach(f, args...) on a remote pool.
+template <class F>
+using remote_detach_t =
+    std::conditional_t<stateless_callable<std::decay_t<F>>, bool, stateful_callable_refused>;
+
+template <class F>
+inline constexpr bool always_false_v = false;
+
+/// Stops the build, with the reason and what to do instead, for a callable a worker process
+/// cannot make for itself. Call it in the branch taken when !stateless_callable<F>.
+template <class F>
+constexpr void refuse_stateful_callable() {
+  if constexpr (std::is_pointer_v<F> || std::is_member_pointer_v<F>) {
+    static_assert(always_false_v<F>,
+                  "crew: a function pointer passed at run time cannot be named in a worker "
+                  "process (it holds an address, which another process does not share). Name the "
+                  "function at compile time instead: pool.submit<&fn>(args...) / "
+                  "pool.detach<&fn>(args...).");
+  } else {
+    static_assert(always_false_v<F>,
+                  "crew: this pool runs tasks in other processes, so submit(f, args...) and "
+                  "detach(f, args...) take only a stateless callable — a lambda without captures "
+                  "or an empty, default-constructible function object — which each worker builds "
+                  "for itself; only the arguments travel. This callable has state (a lambda with "
+                  "captures, a std::function, or a function object with data members). Pass the "
+                  "state as arguments instead — pool.submit([](int x, const std::string& s) { "
+                  "... }, x, s) or pool.submit<&fn>(args...) — or run it on a crew::thread_pool.");
+  }
+}
 
 }  // namespace crew::detail
 

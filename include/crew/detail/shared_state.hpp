@@ -22,6 +22,7 @@
 #include <optional>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 #include "crew/error.hpp"
 #include "crew/outcome.hpp"
@@ -54,6 +55,37 @@ class wait_helper {
 
 /// The helper for the calling thread, or null. Set by pool workers for their lifetime.
 wait_helper*& current_wait_helper() noexcept;
+
+/// While one of these is alive on a thread, continuations of the states that thread makes ready
+/// are kept instead of run, and run when it ends (or are handed to another thread with take()).
+/// A pool's service thread completes tasks while it holds something a continuation may need —
+/// the result ring of a worker it is reading, or the supervisor's loop that must go on to start
+/// a replacement worker — and a continuation that waits on another task of the same pool would
+/// otherwise wait for that thread itself. Scopes nest; each keeps only its own.
+class deferred_continuations {
+ public:
+  using entry = std::pair<state_base*, continuation*>;  // the state holds a reference
+
+  deferred_continuations() noexcept;
+  deferred_continuations(const deferred_continuations&) = delete;
+  deferred_continuations& operator=(const deferred_continuations&) = delete;
+  /// Runs what was kept (after this scope stops keeping).
+  ~deferred_continuations();
+
+  /// What was kept, in order; the caller runs it with run_all() (on any thread).
+  [[nodiscard]] std::vector<entry> take() noexcept { return std::exchange(kept_, {}); }
+  /// Runs each continuation and drops its reference to the state.
+  static void run_all(std::vector<entry>& entries) noexcept;
+
+  /// The calling thread's innermost scope, or null.
+  [[nodiscard]] static deferred_continuations* current() noexcept;
+  /// Keeps `next` for `state`; false when it could not (out of memory): run it now.
+  bool keep(state_base& state, continuation* next) noexcept;
+
+ private:
+  deferred_continuations* outer_;
+  std::vector<entry> kept_;
+};
 
 class state_base {
  public:

@@ -499,8 +499,8 @@ launched_worker launch_from_server(int stderr_write, const worker_config& config
       } else if (status >= 0 && WIFSIGNALED(status)) {
         how = "was killed by signal " + std::to_string(WTERMSIG(status));
       }
-      throw std::runtime_error("worker " + std::to_string(answer.pid) + " " + how +
-                               " as soon as it started");
+      throw worker_ended_at_start("worker " + std::to_string(answer.pid) + " " + how +
+                                  " as soon as it started");
     }
     if (fd < 0) throw_errno("pidfd_open");
     out.pidfd.reset(fd);

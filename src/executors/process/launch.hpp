@@ -8,6 +8,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <stdexcept>
 #include <string>
 #include <thread>
 
@@ -23,13 +24,19 @@ struct launched_worker {
   ipc::unique_fd stderr_read;  ///< the worker's stderr, for the parent to tail and forward
 };
 
+/// The worker was created but ended before it could be watched (an initializer that failed at
+/// once, with the forkserver): a start failure like any other, not a failure to create one.
+struct worker_ended_at_start : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
 /// Starts a worker for `config`. `region` is the parent's mapping of the pool region (a forked
 /// worker uses it as is). Must be called from a thread that lives as long as the pool: workers
 /// are bound to it with PR_SET_PDEATHSIG (forkserver workers are bound to the server, which
 /// lives as long as this process). Each worker leads its own process group (pgid = pid).
 /// With fork, warns on stderr when the fork is made while other threads run (rate-limited; see
 /// docs/process_pool.md). Throws std::system_error naming the failed call, std::logic_error
-/// when spawn or forkserver cannot be used here (see initialized()).
+/// when spawn or forkserver cannot be used here (see initialized()), worker_ended_at_start.
 launched_worker launch_worker(start_method method, std::byte* region, worker_config config);
 
 /// Whether spawn and forkserver can start workers in this process: crew's start-up entry is in

@@ -162,7 +162,33 @@ process_pool_core::~process_pool_core() {
   shutdown(shutdown_mode::drain);
 }
 
+namespace {
+// The pool whose collector runs on this thread, if any.
+thread_local const process_pool_core* collecting_for = nullptr;
+}  // namespace
+
+bool process_pool_core::on_collector_thread() const noexcept {
+  return collecting_for == this;
+}
+
+void process_pool_core::wait_idle() {
+  if (!on_collector_thread()) {
+    scheduler_.wait_idle();
+    return;
+  }
+  // A continuation on the collector thread waits for the pool: nobody else collects.
+  while (!scheduler_.idle()) {
+    run_handed_continuations();
+    if (!drain_all()) std::this_thread::sleep_for(std::chrono::microseconds{200});
+  }
+}
+
 void process_pool_core::shutdown(shutdown_mode mode) {
+  if (on_collector_thread()) {
+    throw std::logic_error(
+        "crew: shutdown() called from a continuation running on the pool's own result thread "
+        "would wait for that thread; call it from another thread");
+  }
   // Closing first, outside shutdown_mu_: a cancel_pending that arrives while another thread
   // drains still cancels what is queued.
   scheduler_.close(mode);
@@ -240,6 +266,7 @@ std::vector<int> process_pool_core::worker_pids() const {
 
 bool process_pool_core::any_news() const noexcept {
   if (collector_stop_.load(std::memory_order_relaxed)) return true;
+  if (handed_waiting_.load(std::memory_order_relaxed)) return true;
   if (drivers_.load(std::memory_order_relaxed) > 0) return true;
   for (const lane_slot& lane : lanes_) {
     if (!lane.attached.load(std::memory_order_acquire)) continue;
@@ -267,15 +294,47 @@ bool process_pool_core::drain_all() noexcept {
 
 bool process_pool_core::drain_lane(lane_slot& lane) noexcept {
   if (!lane.attached.load(std::memory_order_acquire)) return false;
+  // While this thread delivers results — the continuations too, which run at the end of this
+  // scope — its submissions to this pool never wait for room in the queue.
+  const process::delivering_scope delivering{this};
+  // Continuations of the tasks completed here run after the lane is let go (declared first,
+  // ended last): one that waits for another task of this lane must be able to read it.
+  deferred_continuations later;
   if (lane.reading.test_and_set(std::memory_order_acquire)) return false;  // another drains it
   const bool any = drain_lane_held(lane);
   lane.reading.clear(std::memory_order_release);
   return any;
 }
 
+void process_pool_core::hand_continuations(
+    std::vector<deferred_continuations::entry> entries) noexcept {
+  if (entries.empty()) return;
+  {
+    std::lock_guard lock{handed_mu_};
+    try {
+      handed_.insert(handed_.end(), entries.begin(), entries.end());
+      entries.clear();
+    } catch (...) {
+    }
+    handed_waiting_.store(true, std::memory_order_release);
+  }
+  deferred_continuations::run_all(entries);  // what could not be handed (out of memory) runs here
+  collector_bell_->ring();
+}
+
+void process_pool_core::run_handed_continuations() noexcept {
+  if (!handed_waiting_.load(std::memory_order_acquire)) return;
+  std::vector<deferred_continuations::entry> entries;
+  {
+    std::lock_guard lock{handed_mu_};
+    entries.swap(handed_);
+    handed_waiting_.store(false, std::memory_order_relaxed);
+  }
+  deferred_continuations::run_all(entries);
+}
+
 bool process_pool_core::drain_lane_held(lane_slot& lane) noexcept {
   if (!lane.chan || lane.broken.load(std::memory_order_relaxed)) return false;
-  const process::delivering_scope delivering{this};
   bool any = false;
   if (lane.starting.load(std::memory_order_acquire) &&
       lane.control->ready.load(std::memory_order_acquire) != 0) {
@@ -375,6 +434,7 @@ bool process_pool_core::drive(const state_base& state, const clock::time_point* 
   drivers_.fetch_add(1, std::memory_order_acq_rel);
   auto idle_since = clock::now();
   while (!state.is_ready()) {
+    run_handed_continuations();
     if (drain_all()) {
       idle_since = clock::now();
       continue;
@@ -382,7 +442,12 @@ bool process_pool_core::drive(const state_base& state, const clock::time_point* 
     for (int i = 0; i < 32 && !state.is_ready(); ++i) ipc::cpu_relax();
     const auto now = clock::now();
     if (deadline != nullptr && now >= *deadline) break;
-    if (now - idle_since > std::chrono::microseconds{50}) break;
+    if (now - idle_since > std::chrono::microseconds{50}) {
+      // A continuation on the collector thread waits: nobody else would collect for it.
+      if (!on_collector_thread()) break;
+      std::this_thread::sleep_for(std::chrono::microseconds{200});
+      continue;
+    }
     if (now - idle_since > std::chrono::microseconds{10}) std::this_thread::yield();
   }
   if (drivers_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
@@ -394,10 +459,14 @@ bool process_pool_core::drive(const state_base& state, const clock::time_point* 
 }
 
 void process_pool_core::collector_main() {
+  // It delivers results and runs the supervisor's continuations: never blocked by the bound.
+  const process::delivering_scope delivering{this};
   ipc::wait_options wait;
   wait.spin = std::chrono::microseconds{0};
   wait.poll = std::chrono::milliseconds{100};
+  collecting_for = this;
   while (!collector_stop_.load(std::memory_order_acquire)) {
+    run_handed_continuations();
     if (drain_all()) continue;
     const int drivers = drivers_.load(std::memory_order_acquire);
     if (drivers > 0) {
@@ -412,6 +481,8 @@ void process_pool_core::collector_main() {
     } catch (const ipc::channel_error&) {
     }
   }
+  run_handed_continuations();  // the supervisor has stopped: nothing is handed after this
+  collecting_for = nullptr;
 }
 
 bool drive_remote(process_pool_core& core, const state_base& state,

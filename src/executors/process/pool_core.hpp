@@ -131,11 +131,14 @@ class process_pool_core {
   std::uint64_t enqueue(submission job);
   bool cancel(std::uint64_t seq) noexcept { return scheduler_.cancel(seq); }
   bool drive(const state_base& state, const process::clock::time_point* deadline) noexcept;
-  void wait_idle() { scheduler_.wait_idle(); }
+  /// On the collector thread (a continuation waiting for the pool), collects results itself.
+  void wait_idle();
+  /// Throws std::logic_error on the collector thread: it would wait for itself.
   void shutdown(shutdown_mode mode);
   void close(shutdown_mode mode) { scheduler_.close(mode); }
   stop_report stop_now();
   void count_expired() noexcept { scheduler_.count_expired(); }
+  [[nodiscard]] bool closed() const noexcept { return scheduler_.closed(); }
   [[nodiscard]] process_pool_stats stats() const;
   [[nodiscard]] std::vector<int> worker_pids() const;
   [[nodiscard]] std::size_t concurrency() const noexcept { return lanes_.size(); }
@@ -148,6 +151,11 @@ class process_pool_core {
   bool drain_lane_held(process::lane_slot& lane) noexcept;
   [[nodiscard]] bool any_news() const noexcept;
   void collector_main();
+  // Continuations of the tasks the supervisor ends run on the collector thread (or on a thread
+  // that collects in drive()), so the supervisor never waits for user code.
+  void hand_continuations(std::vector<deferred_continuations::entry> entries) noexcept;
+  void run_handed_continuations() noexcept;
+  [[nodiscard]] bool on_collector_thread() const noexcept;
 
   // the supervisor (supervisor.cpp)
   void supervisor_main();
@@ -155,6 +163,9 @@ class process_pool_core {
   void launch(process::worker_process& process, bool replacement);
   void handle_death(process::worker_process& process);
   void after_start_failure(process::worker_process& process, const std::string& why);
+  /// Why launching `process` threw (what the worker said, if it said anything); forgets its
+  /// lanes' channels.
+  std::string launch_failure(process::worker_process& process, const std::exception& e);
   void stop_process(process::worker_process& process, remote::stop_reason reason, std::uint64_t seq,
                     std::size_t lane, int signal);
   void supervise(process::clock::time_point now);
@@ -200,6 +211,10 @@ class process_pool_core {
 
   mutable std::mutex pids_mu_;
   std::vector<int> pids_;  // guarded by pids_mu_: live worker pids, by process index (-1: none)
+
+  std::mutex handed_mu_;
+  std::vector<deferred_continuations::entry> handed_;  // guarded by handed_mu_
+  std::atomic<bool> handed_waiting_{false};            // handed_ is not empty
 
   std::atomic<int> drivers_{0};  // threads draining in drive(); the collector naps meanwhile
   std::atomic<bool> collector_stop_{false};

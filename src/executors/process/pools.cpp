@@ -25,6 +25,9 @@ void remote_pool::wait_idle() {
 void remote_pool::shutdown(shutdown_mode mode) {
   core_->shutdown(mode);
 }
+bool remote_pool::closed() const noexcept {
+  return core_->closed();
+}
 process_pool_stats remote_pool::stats() const {
   return core_->stats();
 }

@@ -17,6 +17,7 @@
 #include <cstdio>
 #include <cstring>
 #include <ctime>
+#include <functional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -185,6 +186,21 @@ void process_pool_core::launch(worker_process& p, bool replacement) {
   collector_bell_->ring();
 }
 
+std::string process_pool_core::launch_failure(worker_process& p, const std::exception& e) {
+  std::string why = std::string{"could not be started: "} + e.what();
+  // A worker that ended while it was being launched (an initializer that threw at once, with
+  // the forkserver) may have said why in its control block before it went.
+  const char* said = lanes_of(p).front().control->start_error;
+  const std::string reported{said, strnlen(said, sizeof lanes_of(p).front().control->start_error)};
+  if (!reported.empty()) why = "failed: " + reported + " (" + e.what() + ")";
+  for (lane_slot& lane : lanes_of(p)) {
+    lock_reading(lane);
+    lane.chan.reset();
+    lane.reading.clear(std::memory_order_release);
+  }
+  return why;
+}
+
 void process_pool_core::after_start_failure(worker_process& p, const std::string& why) {
   p.state = worker_process::phase::down;
   p.last_start_error = why;
@@ -313,12 +329,7 @@ void process_pool_core::supervise(clock::time_point now) {
       try {
         launch(p, /*replacement=*/true);
       } catch (const std::exception& e) {
-        for (lane_slot& lane : lanes_of(p)) {
-          lock_reading(lane);
-          lane.chan.reset();
-          lane.reading.clear(std::memory_order_release);
-        }
-        after_start_failure(p, std::string{"could not be started: "} + e.what());
+        after_start_failure(p, launch_failure(p, e));
       }
       continue;
     }
@@ -434,20 +445,46 @@ int process_pool_core::next_wake_ms(clock::time_point now) const {
   return static_cast<int>(std::chrono::ceil<milliseconds>(wake - now).count());
 }
 
+namespace {
+// Continuations of the tasks the supervisor ends are kept while it handles an event, then
+// handed to the collector thread: a continuation that waits for another task of this pool must
+// not hold up the supervisor, which may have to start the worker that task needs.
+struct continuations_to_collector {
+  const std::function<void(std::vector<deferred_continuations::entry>)>& hand;
+  deferred_continuations kept;
+  ~continuations_to_collector() { hand(kept.take()); }
+};
+}  // namespace
+
 void process_pool_core::supervisor_main() {
   // Futures fulfilled here (a dead worker's tasks) run their continuations on this thread:
   // those must never wait for room in this pool's queue.
   const process::delivering_scope delivering{this};
+  const std::function<void(std::vector<deferred_continuations::entry>)> to_collector =
+      [this](std::vector<deferred_continuations::entry> entries) {
+        hand_continuations(std::move(entries));
+      };
   // The first round: the constructor learns whether any worker could be launched at all.
   bool any = false;
   std::exception_ptr first_error;
   for (worker_process& p : processes_) {
+    continuations_to_collector round{to_collector, {}};
     try {
       launch(p, /*replacement=*/false);
       any = true;
+    } catch (const process::worker_ended_at_start& e) {
+      // Workers can be created: this one failed as a started worker does, later, with retries.
+      any = true;
+      after_start_failure(p, launch_failure(p, e));
     } catch (const std::exception& e) {
-      if (!first_error) first_error = std::current_exception();
-      after_start_failure(p, std::string{"could not be started: "} + e.what());
+      const std::string why = launch_failure(p, e);
+      if (!first_error) {
+        // What the worker said is the news; otherwise the launch's own error, as thrown.
+        first_error = why.starts_with("failed: ")
+                          ? std::make_exception_ptr(std::runtime_error("crew: a worker " + why))
+                          : std::current_exception();
+      }
+      after_start_failure(p, why);
     }
   }
   {
@@ -461,6 +498,7 @@ void process_pool_core::supervisor_main() {
   bool killed_all = false;
   epoll_event events[32];
   for (;;) {
+    continuations_to_collector round{to_collector, {}};
     const int n = epoll_wait(epoll_.get(), events, 32, next_wake_ms(clock::now()));
     if (n < 0 && errno != EINTR) {
       std::perror("crew process_pool: epoll_wait");

@@ -43,8 +43,10 @@ std::uint64_t scheduler::enqueue(record_ptr record, bool inside) {
           std::move(record),
           task_error{error_kind::pool_closed, options_.pool_name + ": submit after shutdown", {}},
           done);
+      seq = 0;
     } else if (!broken_.empty()) {
       fail_locked(std::move(record), task_error{error_kind::worker_lost, broken_, {}}, done);
+      seq = 0;
     } else if (full) {
       ++stats_.rejected;
       fail_locked(std::move(record),
@@ -54,6 +56,7 @@ std::uint64_t scheduler::enqueue(record_ptr record, bool inside) {
                                  "accepted",
                              {}},
                   done);
+      seq = 0;
     } else {
       pending_.push_back(std::move(record));
       dispatch_locked();
@@ -103,10 +106,7 @@ bool scheduler::cancel(std::uint64_t seq) noexcept {
     const bool won = owned->state->fail(task_error{error_kind::cancelled, "task cancelled",
                                                    task_error::details::named(owned->name())});
     std::lock_guard lock{mu_};
-    if (won) {
-      ++stats_.cancelled;
-      ++stats_.failed;
-    }
+    if (won) ++stats_.cancelled;
     completing_.fetch_sub(1, std::memory_order_seq_cst);
     note_idle_locked();
     return won;
@@ -117,10 +117,7 @@ bool scheduler::cancel(std::uint64_t seq) noexcept {
   const bool won = running->fail(task_error{error_kind::cancelled, "task cancelled", {}});
   {
     std::lock_guard lock{mu_};
-    if (won) {
-      ++stats_.cancelled;
-      ++stats_.failed;
-    }
+    if (won) ++stats_.cancelled;
   }
   if (won && stop_lane) stop_(*stop_lane, stop_reason::cancelled, seq);
   return won;
@@ -259,8 +256,7 @@ void scheduler::finish(record_ptr record, std::optional<task_error> error) noexc
         record->state->fail(task_error{error->kind(), error->what(), std::move(info)});
     if (failed) {
       std::lock_guard lock{mu_};
-      ++stats_.failed;
-      if (error->kind() == error_kind::cancelled) ++stats_.cancelled;
+      count_failure_locked(error->kind());
     }
   }
   record.reset();
@@ -288,8 +284,12 @@ void scheduler::complete(completions& done) noexcept {
     task_error::details info = error.info();
     if (info.task_name.empty()) info.task_name = record->name();
     if (record->state->fail(task_error{error.kind(), error.what(), std::move(info)})) {
-      ++failed;
-      if (error.kind() == error_kind::cancelled) ++cancelled;
+      // As pool_stats says (crew/executor.hpp): a refused submission is not counted.
+      if (error.kind() == error_kind::cancelled) {
+        ++cancelled;
+      } else if (error.kind() != error_kind::pool_closed) {
+        ++failed;
+      }
     }
     record.reset();
   }
@@ -544,6 +544,19 @@ bool scheduler::broken() const {
   return !broken_.empty();
 }
 
+bool scheduler::closed() const noexcept {
+  std::lock_guard lock{mu_};
+  return closed_;
+}
+
+void scheduler::count_failure_locked(error_kind kind) noexcept {
+  if (kind == error_kind::cancelled) {
+    ++stats_.cancelled;
+  } else if (kind != error_kind::pool_closed && kind != error_kind::queue_full) {
+    ++stats_.failed;
+  }
+}
+
 bool scheduler::idle_locked() const noexcept {
   return pending_.empty() && in_flight_count_.load(std::memory_order_relaxed) == 0 &&
          completing_.load(std::memory_order_seq_cst) == 0;
@@ -558,6 +571,11 @@ void scheduler::wait_idle() {
   idle_waiters_.fetch_add(1, std::memory_order_seq_cst);  // pairs with the check in finish()
   idle_cv_.wait(lock, [this] { return idle_locked(); });
   idle_waiters_.fetch_sub(1, std::memory_order_relaxed);
+}
+
+bool scheduler::idle() const {
+  std::lock_guard lock{mu_};
+  return idle_locked();
 }
 
 bool scheduler::has_work() const {

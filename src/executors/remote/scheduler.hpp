@@ -128,9 +128,10 @@ class scheduler {
   scheduler(options opts, stop_request stop);
 
   // --- submitters -----------------------------------------------------------------------------
-  /// Queues `record` (or fails it at once when the pool is closed or broken); returns its seq.
-  /// With max_queued reached, waits for room (on_full = block) or fails it queue_full — unless
-  /// `inside`: submitted while the pool delivers a result, which must never wait on the pool.
+  /// Queues `record` and returns its seq (at least 1), or fails it at once and returns 0
+  /// (refused) when the pool is closed or broken, or its queue is full with on_full = fail. With
+  /// max_queued reached and on_full = block it waits for room — unless `inside`: submitted while
+  /// the pool delivers a result, which must never wait on the pool.
   std::uint64_t enqueue(record_ptr record, bool inside = false);
   /// cancel() of a started future: see crew/future.hpp. True: the task's code will not run, or
   /// its worker is being stopped and its result will not be accepted.
@@ -181,8 +182,12 @@ class scheduler {
   /// No worker can be started: queued tasks and later submissions fail with `why`.
   void set_broken(const std::string& why);
   [[nodiscard]] bool broken() const;
+  /// Whether close() was called.
+  [[nodiscard]] bool closed() const noexcept;
   /// Blocks until nothing is queued, sent or being completed.
   void wait_idle();
+  /// Whether nothing is queued, sent or being completed now.
+  [[nodiscard]] bool idle() const;
   /// Tells every lane holding nothing to exit; lanes whose exit cannot be sent are returned.
   std::vector<std::size_t> send_exits();
   /// Whether any lane still has work or a task is queued (the supervisor keeps workers for it).
@@ -217,6 +222,8 @@ class scheduler {
   void settle_front_locked(lane& l, const lane_end& end, completions& done);
   void note_idle_locked();
   void note_room_locked();
+  /// A task that ended with an error of this kind, in stats_ (as crew::pool_stats counts).
+  void count_failure_locked(error_kind kind) noexcept;
   [[nodiscard]] bool idle_locked() const noexcept;
   /// Fulfils `done` and makes the stop requests collected under mu_. Called without mu_.
   void complete(completions& done) noexcept;

@@ -180,7 +180,10 @@ decltype(auto) with_local_copy(F& f, Body&& body) {
 }
 
 /// An arbitrary callable, to ask whether an executor runs closures (shares memory with its caller).
+/// It has state, as a closure with captures does: pools of worker processes accept only
+/// stateless callables, which they rebuild in the worker.
 struct any_closure {
+  int state = 0;
   void operator()() const noexcept {}
 };
 
