@@ -351,6 +351,21 @@ void process_pool_core::supervise(clock::time_point now) {
       continue;
     }
     if (p.reason != stop_reason::none) continue;  // being stopped already
+    // Memory first: a task over both limits when this look comes (a late look on a busy
+    // machine) is stopped for its memory, the harder fact and the likely cause of its slowness.
+    if (options_.memory_limit > 0 && p.reason == stop_reason::none) {
+      const std::size_t resident = process::resident_bytes(p.pid);
+      if (resident > options_.memory_limit) {
+        bool running = false;
+        for (lane_slot& lane : lanes_of(p)) {
+          running = running || lane.control->running_seq.load(std::memory_order_acquire) != 0;
+        }
+        if (running) {
+          p.peak_memory = std::max(resident, process::peak_resident_bytes(p.pid));
+          stop_process(p, stop_reason::out_of_memory, 0, 0, SIGKILL);
+        }
+      }
+    }
     if (options_.task_timeout.count() > 0) {
       const auto limit_ns = static_cast<std::uint64_t>(
           std::chrono::duration_cast<std::chrono::nanoseconds>(options_.task_timeout).count());
@@ -368,19 +383,6 @@ void process_pool_core::supervise(clock::time_point now) {
                               ? now_ns - started > limit_ns
                               : now - p.watched_since[t] > options_.task_timeout;
         if (over) stop_process(p, stop_reason::timed_out, running, lane.index, SIGTERM);
-      }
-    }
-    if (options_.memory_limit > 0 && p.reason == stop_reason::none) {
-      const std::size_t resident = process::resident_bytes(p.pid);
-      if (resident > options_.memory_limit) {
-        bool running = false;
-        for (lane_slot& lane : lanes_of(p)) {
-          running = running || lane.control->running_seq.load(std::memory_order_acquire) != 0;
-        }
-        if (running) {
-          p.peak_memory = std::max(resident, process::peak_resident_bytes(p.pid));
-          stop_process(p, stop_reason::out_of_memory, 0, 0, SIGKILL);
-        }
       }
     }
   }
