@@ -408,6 +408,16 @@ class stream_range {
     return true;
   }
 
+  /// Whether the item at current_pos_ is a value of the batch being handed out, and item_ holds
+  /// a value (the previous item's) that it can be assigned to.
+  [[nodiscard]] bool next_is_plain_value() const noexcept {
+    if (current_pos_ == current_count_ || current_error_ || !item_ || !item_->has_value()) {
+      return false;
+    }
+    const auto& failures = current_items_.second;
+    return current_failure_ == failures.size() || failures[current_failure_].first != current_pos_;
+  }
+
   /// The outcome of the item at current_pos_ of the batch being handed out.
   value_type next_outcome() {
     auto& [values, failures] = current_items_;
@@ -433,6 +443,20 @@ class stream_range {
 
   void advance() {
     if (item_) progress_->add(1);  // the caller is done with it
+    if (next_is_plain_value()) {
+      // The common case, per item: a value follows a value within the batch. Assigning in place
+      // skips building an outcome, moving it and destroying the old one: the per-item cost on
+      // the caller is what separates imap from map for tiny items (docs/benchmarks/imap.md).
+      if constexpr (std::is_void_v<result_type>) {
+        ++current_value_;
+      } else {
+        item_->value() = std::move(current_items_.first[current_value_++]);
+      }
+      current_index_ = current_first_ + current_pos_;
+      ++current_pos_;
+      if (progress_callback_) progress_->tick();
+      return;
+    }
     item_.reset();
     while (current_pos_ == current_count_) {
       fill();

@@ -63,13 +63,7 @@ class progress_reporter {
   /// A non-final report, if one is due: interval 0 → when done changed; else when the interval
   /// since the last report (or the start) has passed.
   void tick() {
-    if (callback_ == nullptr || stopped_) return;
-    if (interval_ == clock::duration::zero()) {
-      if (done_ != reported_) call(clock::now(), false);
-      return;
-    }
-    const auto now = clock::now();
-    if (now >= next_) call(now, false);
+    if (callback_ != nullptr && !stopped_) tick_due();  // inline: a stream ticks per item
   }
 
   /// The final report (once; not after the callback threw).
@@ -80,6 +74,15 @@ class progress_reporter {
   }
 
  private:
+  void tick_due() {
+    if (interval_ == clock::duration::zero()) {
+      if (done_ != reported_) call(clock::now(), false);
+      return;
+    }
+    const auto now = clock::now();
+    if (now >= next_) call(now, false);
+  }
+
   void call(clock::time_point now, bool final) {
     const progress_info info{done_, total_, now - start_, final};
     reported_ = done_;
