@@ -133,7 +133,12 @@ int main(int argc, char** argv) try {
 
   std::cout << "# bench_imap: imap vs map on a process_pool (" << o.workers << " workers), " << n
             << " items of `int identity(int)`\n\n";
-  std::cout << "Median of " << o.repeats << " repeats after a warm-up; load average at the start: ";
+  if (o.rss_only) {
+    std::cout << "One imap per grain (--rss-only); load average at the start: ";
+  } else {
+    std::cout << "Median of " << o.repeats
+              << " repeats after a warm-up; load average at the start: ";
+  }
   {
     std::ifstream load{"/proc/loadavg"};
     std::string a, b, c;
