@@ -335,6 +335,22 @@ TYPED_TEST(Progress, AnEmptyRangeReportsZeroOfZeroOnce) {
   }
 }
 
+TYPED_TEST(Progress, AnEndlessIntervalMeansOnlyTheFinalCall) {
+  constexpr auto endless = std::chrono::steady_clock::duration::max();
+  recorder r;
+  (void)crew::map<&square>(*this->pool_, iota_vector(100),
+                           {.grain = 10, .progress = r.callback(), .progress_interval = endless});
+  for (auto& item : crew::imap_unordered<&square>(
+           *this->pool_, iota_vector(100),
+           {.grain = 10, .progress = r.callback(), .progress_interval = endless})) {
+    EXPECT_TRUE(item);
+  }
+  const auto calls = r.calls();
+  ASSERT_EQ(calls.size(), 2U);
+  EXPECT_TRUE(calls[0].final);
+  EXPECT_TRUE(calls[1].final);
+}
+
 TYPED_TEST(Progress, ANegativeIntervalIsRefusedBeforeAnythingRuns) {
   auto& pool = *this->pool_;
   const std::vector<int> inputs = iota_vector(10);

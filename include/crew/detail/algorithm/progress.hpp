@@ -36,6 +36,9 @@ inline void check_progress_interval(std::chrono::steady_clock::duration interval
 class progress_reporter {
  public:
   using clock = std::chrono::steady_clock;
+  /// Intervals from here on (duration::max() included: ~73 years) mean "only the final call":
+  /// adding them to a time point would overflow.
+  static constexpr clock::duration longest_interval = clock::duration::max() / 4;
 
   /// No callback (an empty std::function): every member is a no-op.
   progress_reporter(const progress_callback& callback, clock::duration interval, std::size_t total)
@@ -43,7 +46,8 @@ class progress_reporter {
         interval_(interval),
         total_(total),
         start_(clock::now()),
-        next_(start_ + interval) {}
+        timed_(interval > clock::duration::zero() && interval < longest_interval),
+        next_(timed_ ? start_ + interval : clock::time_point::max()) {}
 
   explicit operator bool() const noexcept { return callback_ != nullptr; }
 
@@ -54,9 +58,7 @@ class progress_reporter {
   /// When the next timed report is due; nullopt with interval 0 (reports follow changes) or when
   /// reporting stopped.
   [[nodiscard]] std::optional<clock::time_point> next_due() const noexcept {
-    if (callback_ == nullptr || stopped_ || interval_ == clock::duration::zero()) {
-      return std::nullopt;
-    }
+    if (callback_ == nullptr || stopped_ || !timed_) return std::nullopt;
     return next_;
   }
 
@@ -79,6 +81,7 @@ class progress_reporter {
       if (done_ != reported_) call(clock::now(), false);
       return;
     }
+    if (!timed_) return;
     const auto now = clock::now();
     if (now >= next_) call(now, false);
   }
@@ -86,7 +89,7 @@ class progress_reporter {
   void call(clock::time_point now, bool final) {
     const progress_info info{done_, total_, now - start_, final};
     reported_ = done_;
-    next_ = now + interval_;
+    if (timed_) next_ = now + interval_;
     stopped_ = true;  // stays so if the callback throws: no call after that
     (*callback_)(info);
     stopped_ = false;
@@ -96,6 +99,7 @@ class progress_reporter {
   clock::duration interval_;
   std::size_t total_;
   clock::time_point start_;
+  bool timed_;  // reports on a timer (not for interval 0, nor for one too long to add to a time)
   clock::time_point next_;
   std::size_t done_ = 0;
   std::size_t reported_ = 0;
