@@ -15,6 +15,7 @@
 #include "crew/isolated.hpp"
 #include "crew/outcome.hpp"
 #include "crew/process_pool.hpp"
+#include "crew/progress.hpp"
 #include "crew/stream.hpp"
 #include "crew/thread_pool.hpp"
 #include "crew/version.hpp"

@@ -71,6 +71,12 @@ std::vector<unique_fd> recv_fds(int unix_socket, std::size_t max_fds) {
   }
   if (n == 0) throw std::system_error(ECONNRESET, std::system_category(), "recvmsg: peer closed");
   // More than asked for can arrive in the control buffer's alignment slack: refuse that too.
+  if ((msg.msg_flags & MSG_CTRUNC) != 0 && out.empty()) {
+    // Nothing installed although there was room: the kernel could not give this process a
+    // descriptor (it drops them when the process is at its open-files limit).
+    throw std::system_error(EMFILE, std::system_category(),
+                            "recvmsg: a descriptor was sent but this process could not take it");
+  }
   if ((msg.msg_flags & MSG_CTRUNC) || out.size() > max_fds) {
     throw std::system_error(EMSGSIZE, std::system_category(), "recvmsg: descriptors truncated");
   }

@@ -9,7 +9,9 @@
 // Thread-safety: as the socket's; one sender and one receiver at a time per socket.
 // Blocking: send_fds/recv_fds block as the socket does (EINTR is retried).
 // Errors: std::system_error naming the call (sendmsg, recvmsg, fcntl); recv_fds throws
-// std::system_error(ECONNRESET) if the peer closed the socket.
+// std::system_error(ECONNRESET) if the peer closed the socket, and std::system_error(EMFILE)
+// when descriptors were sent but none could be installed (this process is at its open-files
+// limit: the kernel drops them).
 #pragma once
 
 #include <cstddef>

@@ -99,6 +99,22 @@ TEST(AlgorithmDeadline, DeadlineInThePast) {
             6);
 }
 
+TEST(AlgorithmDeadline, WithProgressReportingTheDeadlineStillHolds) {
+  crew::process_pool pool{one_worker()};
+  std::vector<int> items(4, 10'000);
+  std::size_t reports = 0;
+  const auto t0 = std::chrono::steady_clock::now();
+  EXPECT_THROW(
+      (void)crew::map<&sleeps_ms>(pool, items,
+                                  {.grain = 1,
+                                   .progress = [&](const crew::progress_info&) { ++reports; },
+                                   .progress_interval = 10ms,
+                                   .timeout = 150ms}),
+      crew::task_error);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 5s);
+  EXPECT_GE(reports, 1U) << "progress was reported while it waited";
+}
+
 TEST(AlgorithmDeadline, SubmitForRefusesADeadline) {
   crew::thread_pool pool{1};
   auto f = [](int) {};

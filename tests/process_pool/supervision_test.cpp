@@ -1,8 +1,10 @@
 // The remote pools' edge paths: messages that do not fit a ring, workers that cannot start,
 // cancels that race with work, shutdown from several threads, process trees, and blame on a
 // hybrid pool. Every case uses real worker processes and real signals.
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -34,6 +36,16 @@ std::size_t length_of(const std::string& text) {
 }
 std::string echo(const std::string& text) {
   return text;
+}
+std::string filled(std::size_t bytes) {
+  return std::string(bytes, 'y');
+}
+/// Takes `mib` MiB, touches every page and holds it for `hold_ms`.
+int hogs_mib(std::size_t mib, int hold_ms) {
+  std::vector<char> block(mib << 20);
+  for (std::size_t i = 0; i < block.size(); i += 4096) block[i] = 1;
+  std::this_thread::sleep_for(std::chrono::milliseconds{hold_ms});
+  return block[block.size() / 2];
 }
 int sleeps_ms(int ms) {
   std::this_thread::sleep_for(std::chrono::milliseconds{ms});
@@ -444,6 +456,99 @@ TEST(Supervision, ShutdownFromAContinuationIsAClearErrorNotAHang) {
   EXPECT_EQ(pool.submit<&square>(6).get(), 36) << "the pool is still open";
   pool.shutdown();
   EXPECT_TRUE(pool.worker_pids().empty());
+}
+
+// --- descriptors run out -------------------------------------------------------------------------
+
+/// Holds this process at its open-files limit while alive: every descriptor up to the limit is
+/// taken (the soft limit is lowered first, so that few are needed).
+class descriptors_exhausted {
+ public:
+  descriptors_exhausted() {
+    getrlimit(RLIMIT_NOFILE, &saved_);
+    rlimit low = saved_;
+    low.rlim_cur = std::min<rlim_t>(saved_.rlim_cur, 512);
+    setrlimit(RLIMIT_NOFILE, &low);
+    for (;;) {
+      const int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+      if (fd < 0) break;
+      held_.push_back(fd);
+    }
+  }
+  ~descriptors_exhausted() {
+    for (int fd : held_) close(fd);
+    setrlimit(RLIMIT_NOFILE, &saved_);
+  }
+  descriptors_exhausted(const descriptors_exhausted&) = delete;
+  descriptors_exhausted& operator=(const descriptors_exhausted&) = delete;
+  [[nodiscard]] bool holding() const { return !held_.empty() && errno == EMFILE; }
+
+ private:
+  rlimit saved_{};
+  std::vector<int> held_;
+};
+
+TEST(Supervision, OutOfDescriptorsFailsOnlyTheLargeMessagesAndBlamesNoWorker) {
+  process_pool pool{opts(1)};
+  ASSERT_EQ(pool.submit<&square>(3).get(), 9);
+  const std::vector<int> before = pool.worker_pids();
+  const std::string big(8 << 20, 'x');
+  {
+    descriptors_exhausted full;
+    ASSERT_TRUE(full.holding());
+    // Small messages travel through the rings: no descriptor needed.
+    EXPECT_EQ(pool.submit<&square>(4).get(), 16);
+    // A large argument needs a memfd here: a clear error on its future, at once.
+    auto sent = pool.submit<&length_of>(big).result();
+    ASSERT_FALSE(sent);
+    EXPECT_EQ(sent.error().kind(), error_kind::serialization) << sent.error().what();
+    EXPECT_NE(std::string{sent.error().what()}.find("Too many open files"), std::string::npos)
+        << sent.error().what();
+    // A large result arrives as a descriptor this process cannot take: its task fails, and
+    // the worker, which did nothing wrong, is neither blamed nor replaced.
+    auto back = pool.submit<&filled>(std::size_t{2} << 20).result();
+    ASSERT_FALSE(back);
+    EXPECT_EQ(back.error().kind(), error_kind::serialization) << back.error().what();
+    EXPECT_NE(std::string{back.error().what()}.find("could not be received"), std::string::npos)
+        << back.error().what();
+    EXPECT_EQ(pool.submit<&square>(5).get(), 25);
+  }
+  EXPECT_EQ(pool.worker_pids(), before) << "no worker was stopped";
+  EXPECT_EQ(pool.stats().restarts, 0U);
+  // With descriptors back, large messages go through again.
+  EXPECT_EQ(pool.submit<&length_of>(big).get(), big.size());
+  EXPECT_EQ(pool.submit<&filled>(std::size_t{2} << 20).get().size(), std::size_t{2} << 20);
+}
+
+// --- limits
+// ---------------------------------------------------------------------------------------
+
+// A task over its memory limit is stopped for its memory, not later for its time, on every start
+// method, with several workers and recycling (found by the soak on spawn pools).
+TEST(Supervision, AMemoryHogIsOutOfMemoryNotTimedOut) {
+  for (const auto start :
+       {crew::start_method::spawn, crew::start_method::fork, crew::start_method::forkserver}) {
+    auto o = opts(2);
+    o.start = start;
+    o.memory_limit = 120U << 20;
+    o.task_timeout = 1850ms;
+    o.max_tasks_per_worker = 3;
+    o.pipeline_depth = 1;
+    process_pool pool{o};
+    std::vector<crew::future<int>> hogs;
+    std::vector<crew::future<int>> others;
+    for (int i = 0; i < 6; ++i) {
+      hogs.push_back(pool.submit<&hogs_mib>(149, 30'000));
+      others.push_back(pool.submit<&square>(i));
+    }
+    for (auto& f : hogs) {
+      auto r = f.result();
+      ASSERT_FALSE(r);
+      EXPECT_EQ(r.error().kind(), error_kind::out_of_memory)
+          << "start method " << static_cast<int>(start) << ": " << r.error().what();
+    }
+    for (int i = 0; i < 6; ++i) EXPECT_EQ(others[i].get(), i * i);
+  }
 }
 
 }  // namespace

@@ -136,15 +136,32 @@ std::optional<incoming_result> channel::receive() {
     if (out.body.size() != sizeof size) throw protocol_error("bad large-result reference");
     std::memcpy(&size, out.body.data(), sizeof size);
     std::vector<ipc::unique_fd> fds;
+    const auto ours = [](const std::system_error& e) {
+      const int code = e.code().value();
+      return e.code().category() == std::system_category() &&
+             (code == EMFILE || code == ENFILE || code == ENOMEM);
+    };
     try {
       // The worker sent the descriptor before the message; the socket is non-blocking.
       fds = ipc::recv_fds(socket_.get(), 1);
+    } catch (const std::system_error& e) {
+      if (!ours(e)) {
+        throw protocol_error(std::string{"a large result arrived without its memfd: "} + e.what());
+      }
+      out.lost = e.what();
+      out.body = {};
+      return out;
     } catch (const std::exception& e) {
       throw protocol_error(std::string{"a large result arrived without its memfd: "} + e.what());
     }
     if (fds.size() != 1) throw protocol_error("a large result arrived without its memfd");
     try {
       out.large.emplace(payload::attach_untrusted(std::move(fds[0]), size));
+    } catch (const std::system_error& e) {
+      if (!ours(e)) throw protocol_error(e.what());
+      out.lost = e.what();
+      out.body = {};
+      return out;
     } catch (const std::exception& e) {
       throw protocol_error(e.what());
     }

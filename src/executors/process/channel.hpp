@@ -50,6 +50,9 @@ struct incoming_result {
   result_status status = result_status::ok;
   std::span<const std::byte> body;
   std::optional<payload> large;  // holds `body` when the result came in a memfd
+  /// Non-empty when a large result could not be taken for a reason of this process (no
+  /// descriptor or address space left): the task's result is lost, the worker is not at fault.
+  std::string lost;
 };
 
 class channel {

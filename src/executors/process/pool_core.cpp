@@ -377,11 +377,18 @@ bool process_pool_core::drain_lane_held(lane_slot& lane) noexcept {
     }
     std::optional<task_error> failure;
     task_error::details details;
-    if (result->status != process::result_status::ok) {
+    if (result->status != process::result_status::ok || !result->lost.empty()) {
       std::lock_guard lock{pids_mu_};
       details.pid = pids_[lane.process];
     }
-    switch (result->status) {
+    if (!result->lost.empty()) {
+      // Not the worker's doing: this process could not take the result (no descriptor or
+      // address space left). The task fails; the worker goes on.
+      failure.emplace(error_kind::serialization,
+                      "the task's result could not be received: " + result->lost, details);
+    }
+    // A lost result has nothing to decode: it takes the no-op branch.
+    switch (result->lost.empty() ? result->status : process::result_status::skipped) {
       case process::result_status::ok:
         try {
           // A task cancelled after it was sent is complete already: its value is dropped.

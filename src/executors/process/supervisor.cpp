@@ -352,6 +352,21 @@ void process_pool_core::supervise(clock::time_point now) {
       continue;
     }
     if (p.reason != stop_reason::none) continue;  // being stopped already
+    // Memory first: a task over both limits when this look comes (a late look on a busy
+    // machine) is stopped for its memory, the harder fact and the likely cause of its slowness.
+    if (options_.memory_limit > 0 && p.reason == stop_reason::none) {
+      const std::size_t resident = process::resident_bytes(p.pid);
+      if (resident > options_.memory_limit) {
+        bool running = false;
+        for (lane_slot& lane : lanes_of(p)) {
+          running = running || lane.control->running_seq.load(std::memory_order_acquire) != 0;
+        }
+        if (running) {
+          p.peak_memory = std::max(resident, process::peak_resident_bytes(p.pid));
+          stop_process(p, stop_reason::out_of_memory, 0, 0, SIGKILL);
+        }
+      }
+    }
     // Timeouts: the pool's task_timeout, or a task's own (crew/call.hpp), which replaces it.
     const bool call_timeouts = scheduler_.timed_tasks() > 0;
     if (options_.task_timeout.count() > 0 || call_timeouts) {
@@ -374,19 +389,6 @@ void process_pool_core::supervise(clock::time_point now) {
         const bool over = started != 0 && started <= now_ns ? now_ns - started > limit_ns
                                                             : now - p.watched_since[t] > limit;
         if (over) stop_process(p, stop_reason::timed_out, running, lane.index, SIGTERM);
-      }
-    }
-    if (options_.memory_limit > 0 && p.reason == stop_reason::none) {
-      const std::size_t resident = process::resident_bytes(p.pid);
-      if (resident > options_.memory_limit) {
-        bool running = false;
-        for (lane_slot& lane : lanes_of(p)) {
-          running = running || lane.control->running_seq.load(std::memory_order_acquire) != 0;
-        }
-        if (running) {
-          p.peak_memory = std::max(resident, process::peak_resident_bytes(p.pid));
-          stop_process(p, stop_reason::out_of_memory, 0, 0, SIGKILL);
-        }
       }
     }
   }

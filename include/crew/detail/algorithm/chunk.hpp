@@ -34,13 +34,13 @@ struct chunk_plan {
   std::size_t grain = 0;  ///< items per chunk (the last one may hold fewer)
 };
 
-/// Splits n items: `grain` items per chunk, or, when grain is 0, about chunks_per_worker chunks
-/// per unit of concurrency.
-constexpr chunk_plan plan_chunks(std::size_t n, std::size_t concurrency,
-                                 std::size_t grain) noexcept {
+/// Splits n items: `grain` items per chunk, or, when grain is 0, about `per_worker` chunks per
+/// unit of concurrency.
+constexpr chunk_plan plan_chunks(std::size_t n, std::size_t concurrency, std::size_t grain,
+                                 std::size_t per_worker = chunks_per_worker) noexcept {
   if (n == 0) return {};
   if (grain == 0) {
-    const std::size_t target = std::max<std::size_t>(concurrency, 1) * chunks_per_worker;
+    const std::size_t target = std::max<std::size_t>(concurrency, 1) * per_worker;
     grain = (n + target - 1) / target;
   }
   return {(n + grain - 1) / grain, grain};
