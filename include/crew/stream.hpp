@@ -215,7 +215,17 @@ class stream_range {
     value_type& operator*() const { return *range_->item_; }
     value_type* operator->() const { return &*range_->item_; }
     iterator& operator++() {
-      range_->advance();
+      stream_range& s = *range_;
+      if (s.run_next_ != s.run_end_) [[likely]] {
+        // The common case, per item: a value follows a value within the batch. It is assigned
+        // in place into the outcome handed out — no outcome built, moved or destroyed per item,
+        // one compare and one store: the caller's per-item cost is what separates imap from map
+        // for tiny items (docs/benchmarks/imap.md).
+        if constexpr (!std::is_void_v<result_type>) *s.run_slot_ = std::move(*s.run_next_);
+        ++s.run_next_;
+      } else {
+        s.advance();
+      }
       return *this;
     }
     void operator++(int) { ++*this; }
@@ -241,7 +251,10 @@ class stream_range {
   std::default_sentinel_t end() const noexcept { return {}; }
 
   /// The input index (0-based) of the item the iterator is on.
-  [[nodiscard]] std::size_t index() const noexcept { return current_index_; }
+  [[nodiscard]] std::size_t index() const noexcept {
+    const std::size_t pos = handed_pos();
+    return current_first_ + (pos == 0 ? 0 : pos - 1);
+  }
   /// Whether the stream stopped reading input because its deadline passed.
   [[nodiscard]] bool timed_out() const noexcept { return timed_out_; }
   /// Tasks submitted and not yet handed back (at most max_in_flight).
@@ -272,11 +285,25 @@ class stream_range {
 
   /// Reads up to grain_ items; false when the input has none left (or threw).
   bool read_chunk(std::vector<in>& items) {
-    items.reserve(grain_);
     try {
-      while (items.size() < grain_ && *input_it_ != std::ranges::end(input_)) {
-        items.push_back(**input_it_);
-        ++*input_it_;
+      if constexpr (std::sized_sentinel_for<std::ranges::sentinel_t<V>,
+                                            std::ranges::iterator_t<V>> &&
+                    std::default_initializable<in> && std::is_trivially_copyable_v<in>) {
+        // The count is known up front: one copy loop without a bound check per item (an iota
+        // or a vector of numbers, the tiny-item case).
+        auto& it = *input_it_;
+        const auto left = static_cast<std::size_t>(std::ranges::end(input_) - it);
+        items.resize(std::min(grain_, left));
+        for (auto& item : items) {
+          item = *it;
+          ++it;
+        }
+      } else {
+        items.reserve(grain_);
+        while (items.size() < grain_ && *input_it_ != std::ranges::end(input_)) {
+          items.push_back(**input_it_);
+          ++*input_it_;
+        }
       }
     } catch (...) {
       input_done_ = true;
@@ -441,20 +468,49 @@ class stream_range {
     }
   }
 
+  /// Items of the batch handed out so far: those counted in current_pos_, and those the
+  /// iterator's fast path handed out since.
+  [[nodiscard]] std::size_t handed_pos() const noexcept {
+    return current_pos_ + static_cast<std::size_t>(run_next_ - run_mark_);
+  }
+
+  /// Opens the fast path over the values that follow the item just handed out, up to the next
+  /// failure or the end of the batch — when the item holds a value it can be assigned to, and no
+  /// progress callback needs to count each item.
+  void open_run() noexcept {
+    if constexpr (std::is_void_v<result_type> || std::is_move_assignable_v<result_type>) {
+      if (progress_callback_ || current_error_ || !item_ || !item_->has_value()) return;
+      const auto& failures = current_items_.second;
+      const std::size_t stop =
+          current_failure_ < failures.size() ? failures[current_failure_].first : current_count_;
+      run_mark_ = run_next_ = current_items_.first.data() + current_value_;
+      run_end_ = run_next_ + (stop - current_pos_);
+      if constexpr (!std::is_void_v<result_type>) run_slot_ = &item_->value();
+    }
+  }
+
+  /// Closes the fast path, counting what it handed out.
+  void close_run() noexcept {
+    const auto k = static_cast<std::size_t>(run_next_ - run_mark_);
+    current_pos_ += k;
+    current_value_ += k;
+    progress_->add(k);  // each ++ on the fast path moved past an item
+    run_mark_ = run_next_ = run_end_ = nullptr;
+  }
+
   void advance() {
+    close_run();
     if (item_) progress_->add(1);  // the caller is done with it
     if (next_is_plain_value()) {
-      // The common case, per item: a value follows a value within the batch. Assigning in place
-      // skips building an outcome, moving it and destroying the old one: the per-item cost on
-      // the caller is what separates imap from map for tiny items (docs/benchmarks/imap.md).
+      // A value follows a value, but the fast path was closed (a progress callback): assigned in
+      // place all the same.
       if constexpr (std::is_void_v<result_type>) {
         ++current_value_;
       } else {
         item_->value() = std::move(current_items_.first[current_value_++]);
       }
-      current_index_ = current_first_ + current_pos_;
       ++current_pos_;
-      if (progress_callback_) progress_->tick();
+      progress_->tick();
       return;
     }
     item_.reset();
@@ -468,13 +524,13 @@ class stream_range {
       fill();  // keep the executor busy while the caller works on this batch
       unpack(*b);
     }
-    current_index_ = current_first_ + current_pos_;
     if (current_error_) {
       item_.emplace(*current_error_);
     } else {
       item_.emplace(next_outcome());
     }
     ++current_pos_;
+    open_run();
     progress_->tick();
   }
 
@@ -504,9 +560,14 @@ class stream_range {
   std::size_t current_value_ = 0;    // next of current_items_.first
   std::size_t current_failure_ = 0;  // next of current_items_.second
   std::size_t current_first_ = 0;
-  std::size_t current_pos_ = 0;
-  std::size_t current_index_ = 0;
+  std::size_t current_pos_ = 0;  // items of the batch handed out, but the fast path's run
   std::optional<value_type> item_;
+  // The iterator's fast path: values run_next_..run_end_ of current_items_.first are handed out
+  // by assignment to *run_slot_ (the value in item_); run_mark_ is where the run started.
+  detail::stream_value_t<result_type>* run_next_ = nullptr;
+  detail::stream_value_t<result_type>* run_end_ = nullptr;
+  detail::stream_value_t<result_type>* run_mark_ = nullptr;
+  detail::stream_value_t<result_type>* run_slot_ = nullptr;
 };
 
 /// Fn over `inputs`, yielding per-item outcomes in input order (see the header comment).

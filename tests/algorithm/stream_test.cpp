@@ -172,8 +172,14 @@ TEST(Stream, EachItemFailsAloneWithItsOwnException) {
     }
     EXPECT_EQ(failed, 15);  // 0, 7, ..., 98
   };
-  check(crew::imap<&fails_on_sevens>(pool, std::views::iota(0, 100), {.grain = 4}));
-  check(crew::imap<&fails_on_sevens>(copying, std::views::iota(0, 100), {.grain = 4}));
+  // Grain 4: a failure ends some batches; grain 50: values before, between and after failures
+  // inside one batch (the runs of values handed out by assignment).
+  for (std::size_t grain : {4U, 50U}) {
+    check(crew::imap<&fails_on_sevens>(pool, std::views::iota(0, 100), {.grain = grain}));
+    check(crew::imap<&fails_on_sevens>(copying, std::views::iota(0, 100), {.grain = grain}));
+    check(crew::imap_unordered<&fails_on_sevens>(copying, std::views::iota(0, 100),
+                                                 {.grain = grain}));
+  }
 }
 
 TEST(Stream, InfiniteInputStreamsUntilTheCallerStops) {
