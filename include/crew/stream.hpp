@@ -30,7 +30,9 @@
 // submitted; each item already submitted still yields — its value if its task completed in time,
 // else a task_error of kind timed_out (and the task is cancelled if it has not started) — then
 // the stream ends and timed_out() is true. A zero or negative timeout yields nothing.
-// Errors: max_in_flight == 0 or grain == 0 throws std::invalid_argument from the call. An
+// Errors: max_in_flight == 0 throws std::invalid_argument from the call. grain == 0 is automatic:
+// map's grain for a sized input, capped by a byte budget for the items in flight (see
+// stream_options::grain); grain() tells the grain chosen. An
 // exception thrown by the input range (its begin() or ++) propagates from begin()/++ on the
 // stream; the stream then reads no more input, and what was submitted still yields.
 // Progress: {.progress = callback} (crew/progress.hpp) reports, on the iterating thread, the items
@@ -82,11 +84,15 @@ enum class stream_close {
 };
 
 struct stream_options {
-  /// Tasks submitted and not yet handed back, at most. Unset: 4 per unit of the executor's
-  /// concurrency. 0 throws std::invalid_argument.
+  /// Tasks submitted and not yet handed back, at most. Unset: 16 per unit of the executor's
+  /// concurrency (detail::stream_tasks_per_worker). 0 throws std::invalid_argument.
   std::optional<std::size_t> max_in_flight{};
   /// Items per task (1: one task per item; more amortizes the per-task cost of tiny items).
-  /// 0 throws std::invalid_argument.
+  /// 0: automatic — for a sized input, map's automatic grain (about 4 tasks per unit of
+  /// concurrency, 16 with a progress callback) but at most what keeps the items of the tasks in
+  /// flight and the one handed out within 32 MiB (detail::stream_automatic_bytes, counting
+  /// sizeof(input) + sizeof(result) per item), so memory stays flat however long the input; for
+  /// an input of unknown size, 1.
   std::size_t grain = 1;
   /// No more input is read once this passes (see the header comment). Unset: none.
   std::optional<std::chrono::steady_clock::time_point> deadline{};
@@ -146,6 +152,34 @@ stream_chunk_result_t<stream_result_t<Fn, In>, Local> stream_chunk(std::vector<I
   return out;
 }
 
+/// Tasks in flight per unit of concurrency when max_in_flight is unset. A process pool's task
+/// costs ~30 µs of messaging (docs/benchmarks/process_pool.md) against ~1 µs of work for 1,000
+/// trivial items: with 4 per worker the workers ran dry at grain 1,000 (1.5-1.8x map's time),
+/// with 16 they did not (0.8-1.3x), docs/benchmarks/imap.md. Memory stays flat in N either way.
+inline constexpr std::size_t stream_tasks_per_worker = 16;
+
+/// What the items in flight of a stream with an automatic grain may take, at most, counting each
+/// item as sizeof(input) + sizeof(result) (memory an item owns on the heap is not counted). With
+/// 2 workers (33 tasks) and int -> int it caps the grain at 127,100 items: 10^6 items keep map's
+/// automatic grain (125,000), and 10^8 items stay within a few MiB of peak RSS growth instead of
+/// the ~480 MiB that map's grain (12.5 M) took (docs/benchmarks/imap.md).
+inline constexpr std::size_t stream_automatic_bytes = std::size_t{32} << 20;
+
+/// The automatic grain (stream_options::grain = 0) of a stream over `size` items (0: not a sized
+/// range) with at most `in_flight` tasks in flight (and one being handed out): map's automatic
+/// grain, capped so that those tasks' items take at most stream_automatic_bytes; 1 for an input
+/// of unknown size.
+constexpr std::size_t stream_automatic_grain(std::size_t size, std::size_t concurrency,
+                                             std::size_t in_flight, std::size_t item_bytes,
+                                             bool progress) noexcept {
+  if (size == 0) return 1;
+  const std::size_t per_worker = progress ? progress_chunks_per_worker : chunks_per_worker;
+  const std::size_t grain = plan_chunks(size, concurrency, 0, per_worker).grain;
+  const std::size_t tasks = in_flight >= SIZE_MAX / 2 ? SIZE_MAX / 2 : in_flight + 1;
+  const std::size_t cap = stream_automatic_bytes / tasks / std::max<std::size_t>(1, item_bytes);
+  return std::max<std::size_t>(1, std::min(grain, cap));
+}
+
 /// Whether an executor runs tasks in the caller's process (results are not serialized).
 template <class E>
 concept local_executor = requires(E& ex) {
@@ -174,9 +208,15 @@ class stream_range {
     if (options.max_in_flight && *options.max_in_flight == 0) {
       throw std::invalid_argument("crew::imap: max_in_flight must be at least 1");
     }
-    if (grain_ == 0) throw std::invalid_argument("crew::imap: grain must be at least 1");
     bound_ = options.max_in_flight.value_or(std::max<std::size_t>(1, ex.concurrency()) *
-                                            detail::chunks_per_worker);
+                                            detail::stream_tasks_per_worker);
+    if (grain_ == 0) {
+      std::size_t size = 0;
+      if constexpr (std::ranges::sized_range<V>) size = std::ranges::size(input_);
+      grain_ = detail::stream_automatic_grain(
+          size, ex.concurrency(), bound_, sizeof(in) + sizeof(detail::stream_value_t<result_type>),
+          static_cast<bool>(progress_callback_));
+    }
     deadline_ = options.deadline;
     if (options.timeout) {
       const auto from_timeout = std::chrono::steady_clock::now() + *options.timeout;
@@ -255,6 +295,8 @@ class stream_range {
     const std::size_t pos = handed_pos();
     return current_first_ + (pos == 0 ? 0 : pos - 1);
   }
+  /// Items per task: options.grain, or the automatic grain it chose (see stream_options::grain).
+  [[nodiscard]] std::size_t grain() const noexcept { return grain_; }
   /// Whether the stream stopped reading input because its deadline passed.
   [[nodiscard]] bool timed_out() const noexcept { return timed_out_; }
   /// Tasks submitted and not yet handed back (at most max_in_flight).
