@@ -154,15 +154,15 @@ stream_chunk_result_t<stream_result_t<Fn, In>, Local> stream_chunk(std::vector<I
 
 /// Tasks in flight per unit of concurrency when max_in_flight is unset. A process pool's task
 /// costs ~30 µs of messaging (docs/benchmarks/process_pool.md) against ~1 µs of work for 1,000
-/// trivial items: with 4 per worker the workers ran dry at grain 1,000 (1.5-1.8x map's time),
-/// with 16 they did not (0.8-1.3x), docs/benchmarks/imap.md. Memory stays flat in N either way.
+/// trivial items: with 4 per worker the workers ran dry at grain 1,000 (imap took 1.27-1.83x
+/// map's time), with 16 less so (0.87-1.43x), docs/benchmarks/imap.md. Memory stays flat in N.
 inline constexpr std::size_t stream_tasks_per_worker = 16;
 
 /// What the items in flight of a stream with an automatic grain may take, at most, counting each
 /// item as sizeof(input) + sizeof(result) (memory an item owns on the heap is not counted). With
 /// 2 workers (33 tasks) and int -> int it caps the grain at 127,100 items: 10^6 items keep map's
-/// automatic grain (125,000), and 10^8 items stay within a few MiB of peak RSS growth instead of
-/// the ~480 MiB that map's grain (12.5 M) took (docs/benchmarks/imap.md).
+/// automatic grain (125,000), and 10^8 items took 21 MiB of peak RSS growth where map's grain
+/// (12.5 M) took 479 MiB (docs/benchmarks/imap.md).
 inline constexpr std::size_t stream_automatic_bytes = std::size_t{32} << 20;
 
 /// The automatic grain (stream_options::grain = 0) of a stream over `size` items (0: not a sized
