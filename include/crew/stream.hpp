@@ -30,7 +30,9 @@
 // submitted; each item already submitted still yields — its value if its task completed in time,
 // else a task_error of kind timed_out (and the task is cancelled if it has not started) — then
 // the stream ends and timed_out() is true. A zero or negative timeout yields nothing.
-// Errors: max_in_flight == 0 or grain == 0 throws std::invalid_argument from the call. An
+// Errors: max_in_flight == 0 throws std::invalid_argument from the call. grain == 0 is automatic:
+// map's grain for a sized input, capped by a byte budget for the items in flight (see
+// stream_options::grain); grain() tells the grain chosen. An
 // exception thrown by the input range (its begin() or ++) propagates from begin()/++ on the
 // stream; the stream then reads no more input, and what was submitted still yields.
 // Progress: {.progress = callback} (crew/progress.hpp) reports, on the iterating thread, the items
@@ -82,11 +84,15 @@ enum class stream_close {
 };
 
 struct stream_options {
-  /// Tasks submitted and not yet handed back, at most. Unset: 4 per unit of the executor's
-  /// concurrency. 0 throws std::invalid_argument.
+  /// Tasks submitted and not yet handed back, at most. Unset: 16 per unit of the executor's
+  /// concurrency (detail::stream_tasks_per_worker). 0 throws std::invalid_argument.
   std::optional<std::size_t> max_in_flight{};
   /// Items per task (1: one task per item; more amortizes the per-task cost of tiny items).
-  /// 0 throws std::invalid_argument.
+  /// 0: automatic — for a sized input, map's automatic grain (about 4 tasks per unit of
+  /// concurrency, 16 with a progress callback) but at most what keeps the items of the tasks in
+  /// flight and the one handed out within 32 MiB (detail::stream_automatic_bytes, counting
+  /// sizeof(input) + sizeof(result) per item), so memory stays flat however long the input; for
+  /// an input of unknown size, 1.
   std::size_t grain = 1;
   /// No more input is read once this passes (see the header comment). Unset: none.
   std::optional<std::chrono::steady_clock::time_point> deadline{};
@@ -146,6 +152,34 @@ stream_chunk_result_t<stream_result_t<Fn, In>, Local> stream_chunk(std::vector<I
   return out;
 }
 
+/// Tasks in flight per unit of concurrency when max_in_flight is unset. A process pool's task
+/// costs ~30 µs of messaging (docs/benchmarks/process_pool.md) against ~1 µs of work for 1,000
+/// trivial items: with 4 per worker the workers ran dry at grain 1,000 (imap took 1.27-1.83x
+/// map's time), with 16 less so (0.87-1.43x), docs/benchmarks/imap.md. Memory stays flat in N.
+inline constexpr std::size_t stream_tasks_per_worker = 16;
+
+/// What the items in flight of a stream with an automatic grain may take, at most, counting each
+/// item as sizeof(input) + sizeof(result) (memory an item owns on the heap is not counted). With
+/// 2 workers (33 tasks) and int -> int it caps the grain at 127,100 items: 10^6 items keep map's
+/// automatic grain (125,000), and 10^8 items took 21 MiB of peak RSS growth where map's grain
+/// (12.5 M) took 479 MiB (docs/benchmarks/imap.md).
+inline constexpr std::size_t stream_automatic_bytes = std::size_t{32} << 20;
+
+/// The automatic grain (stream_options::grain = 0) of a stream over `size` items (0: not a sized
+/// range) with at most `in_flight` tasks in flight (and one being handed out): map's automatic
+/// grain, capped so that those tasks' items take at most stream_automatic_bytes; 1 for an input
+/// of unknown size.
+constexpr std::size_t stream_automatic_grain(std::size_t size, std::size_t concurrency,
+                                             std::size_t in_flight, std::size_t item_bytes,
+                                             bool progress) noexcept {
+  if (size == 0) return 1;
+  const std::size_t per_worker = progress ? progress_chunks_per_worker : chunks_per_worker;
+  const std::size_t grain = plan_chunks(size, concurrency, 0, per_worker).grain;
+  const std::size_t tasks = in_flight >= SIZE_MAX / 2 ? SIZE_MAX / 2 : in_flight + 1;
+  const std::size_t cap = stream_automatic_bytes / tasks / std::max<std::size_t>(1, item_bytes);
+  return std::max<std::size_t>(1, std::min(grain, cap));
+}
+
 /// Whether an executor runs tasks in the caller's process (results are not serialized).
 template <class E>
 concept local_executor = requires(E& ex) {
@@ -174,9 +208,15 @@ class stream_range {
     if (options.max_in_flight && *options.max_in_flight == 0) {
       throw std::invalid_argument("crew::imap: max_in_flight must be at least 1");
     }
-    if (grain_ == 0) throw std::invalid_argument("crew::imap: grain must be at least 1");
     bound_ = options.max_in_flight.value_or(std::max<std::size_t>(1, ex.concurrency()) *
-                                            detail::chunks_per_worker);
+                                            detail::stream_tasks_per_worker);
+    if (grain_ == 0) {
+      std::size_t size = 0;
+      if constexpr (std::ranges::sized_range<V>) size = std::ranges::size(input_);
+      grain_ = detail::stream_automatic_grain(
+          size, ex.concurrency(), bound_, sizeof(in) + sizeof(detail::stream_value_t<result_type>),
+          static_cast<bool>(progress_callback_));
+    }
     deadline_ = options.deadline;
     if (options.timeout) {
       const auto from_timeout = std::chrono::steady_clock::now() + *options.timeout;
@@ -215,7 +255,17 @@ class stream_range {
     value_type& operator*() const { return *range_->item_; }
     value_type* operator->() const { return &*range_->item_; }
     iterator& operator++() {
-      range_->advance();
+      stream_range& s = *range_;
+      if (s.run_next_ != s.run_end_) [[likely]] {
+        // The common case, per item: a value follows a value within the batch. It is assigned
+        // in place into the outcome handed out — no outcome built, moved or destroyed per item,
+        // one compare and one store: the caller's per-item cost is what separates imap from map
+        // for tiny items (docs/benchmarks/imap.md).
+        if constexpr (!std::is_void_v<result_type>) *s.run_slot_ = std::move(*s.run_next_);
+        ++s.run_next_;
+      } else {
+        s.advance();
+      }
       return *this;
     }
     void operator++(int) { ++*this; }
@@ -241,7 +291,12 @@ class stream_range {
   std::default_sentinel_t end() const noexcept { return {}; }
 
   /// The input index (0-based) of the item the iterator is on.
-  [[nodiscard]] std::size_t index() const noexcept { return current_index_; }
+  [[nodiscard]] std::size_t index() const noexcept {
+    const std::size_t pos = handed_pos();
+    return current_first_ + (pos == 0 ? 0 : pos - 1);
+  }
+  /// Items per task: options.grain, or the automatic grain it chose (see stream_options::grain).
+  [[nodiscard]] std::size_t grain() const noexcept { return grain_; }
   /// Whether the stream stopped reading input because its deadline passed.
   [[nodiscard]] bool timed_out() const noexcept { return timed_out_; }
   /// Tasks submitted and not yet handed back (at most max_in_flight).
@@ -288,11 +343,25 @@ class stream_range {
 
   /// Reads up to grain_ items; false when the input has none left (or threw).
   bool read_chunk(std::vector<in>& items) {
-    items.reserve(grain_);
     try {
-      while (items.size() < grain_ && *input_it_ != std::ranges::end(input_)) {
-        items.push_back(**input_it_);
-        ++*input_it_;
+      if constexpr (std::sized_sentinel_for<std::ranges::sentinel_t<V>,
+                                            std::ranges::iterator_t<V>> &&
+                    std::default_initializable<in> && std::is_trivially_copyable_v<in>) {
+        // The count is known up front: one copy loop without a bound check per item (an iota
+        // or a vector of numbers, the tiny-item case).
+        auto& it = *input_it_;
+        const auto left = static_cast<std::size_t>(std::ranges::end(input_) - it);
+        items.resize(std::min(grain_, left));
+        for (auto& item : items) {
+          item = *it;
+          ++it;
+        }
+      } else {
+        items.reserve(grain_);
+        while (items.size() < grain_ && *input_it_ != std::ranges::end(input_)) {
+          items.push_back(**input_it_);
+          ++*input_it_;
+        }
       }
     } catch (...) {
       input_done_ = true;
@@ -460,20 +529,49 @@ class stream_range {
     }
   }
 
+  /// Items of the batch handed out so far: those counted in current_pos_, and those the
+  /// iterator's fast path handed out since.
+  [[nodiscard]] std::size_t handed_pos() const noexcept {
+    return current_pos_ + static_cast<std::size_t>(run_next_ - run_mark_);
+  }
+
+  /// Opens the fast path over the values that follow the item just handed out, up to the next
+  /// failure or the end of the batch — when the item holds a value it can be assigned to, and no
+  /// progress callback needs to count each item.
+  void open_run() noexcept {
+    if constexpr (std::is_void_v<result_type> || std::is_move_assignable_v<result_type>) {
+      if (progress_callback_ || current_error_ || !item_ || !item_->has_value()) return;
+      const auto& failures = current_items_.second;
+      const std::size_t stop =
+          current_failure_ < failures.size() ? failures[current_failure_].first : current_count_;
+      run_mark_ = run_next_ = current_items_.first.data() + current_value_;
+      run_end_ = run_next_ + (stop - current_pos_);
+      if constexpr (!std::is_void_v<result_type>) run_slot_ = &item_->value();
+    }
+  }
+
+  /// Closes the fast path, counting what it handed out.
+  void close_run() noexcept {
+    const auto k = static_cast<std::size_t>(run_next_ - run_mark_);
+    current_pos_ += k;
+    current_value_ += k;
+    progress_->add(k);  // each ++ on the fast path moved past an item
+    run_mark_ = run_next_ = run_end_ = nullptr;
+  }
+
   void advance() {
+    close_run();
     if (item_) progress_->add(1);  // the caller is done with it
     if (next_is_plain_value()) {
-      // The common case, per item: a value follows a value within the batch. Assigning in place
-      // skips building an outcome, moving it and destroying the old one: the per-item cost on
-      // the caller is what separates imap from map for tiny items (docs/benchmarks/imap.md).
+      // A value follows a value, but the fast path was closed (a progress callback): assigned in
+      // place all the same.
       if constexpr (std::is_void_v<result_type>) {
         ++current_value_;
       } else {
         item_->value() = std::move(current_items_.first[current_value_++]);
       }
-      current_index_ = current_first_ + current_pos_;
       ++current_pos_;
-      if (progress_callback_) progress_->tick();
+      progress_->tick();
       return;
     }
     item_.reset();
@@ -487,13 +585,13 @@ class stream_range {
       fill();  // keep the executor busy while the caller works on this batch
       unpack(*b);
     }
-    current_index_ = current_first_ + current_pos_;
     if (current_error_) {
       item_.emplace(*current_error_);
     } else {
       item_.emplace(next_outcome());
     }
     ++current_pos_;
+    open_run();
     progress_->tick();
   }
 
@@ -524,9 +622,14 @@ class stream_range {
   std::size_t current_value_ = 0;    // next of current_items_.first
   std::size_t current_failure_ = 0;  // next of current_items_.second
   std::size_t current_first_ = 0;
-  std::size_t current_pos_ = 0;
-  std::size_t current_index_ = 0;
+  std::size_t current_pos_ = 0;  // items of the batch handed out, but the fast path's run
   std::optional<value_type> item_;
+  // The iterator's fast path: values run_next_..run_end_ of current_items_.first are handed out
+  // by assignment to *run_slot_ (the value in item_); run_mark_ is where the run started.
+  detail::stream_value_t<result_type>* run_next_ = nullptr;
+  detail::stream_value_t<result_type>* run_end_ = nullptr;
+  detail::stream_value_t<result_type>* run_mark_ = nullptr;
+  detail::stream_value_t<result_type>* run_slot_ = nullptr;
 };
 
 /// Fn over `inputs`, yielding per-item outcomes in input order (see the header comment).

@@ -172,8 +172,14 @@ TEST(Stream, EachItemFailsAloneWithItsOwnException) {
     }
     EXPECT_EQ(failed, 15);  // 0, 7, ..., 98
   };
-  check(crew::imap<&fails_on_sevens>(pool, std::views::iota(0, 100), {.grain = 4}));
-  check(crew::imap<&fails_on_sevens>(copying, std::views::iota(0, 100), {.grain = 4}));
+  // Grain 4: a failure ends some batches; grain 50: values before, between and after failures
+  // inside one batch (the runs of values handed out by assignment).
+  for (std::size_t grain : {4U, 50U}) {
+    check(crew::imap<&fails_on_sevens>(pool, std::views::iota(0, 100), {.grain = grain}));
+    check(crew::imap<&fails_on_sevens>(copying, std::views::iota(0, 100), {.grain = grain}));
+    check(crew::imap_unordered<&fails_on_sevens>(copying, std::views::iota(0, 100),
+                                                 {.grain = grain}));
+  }
 }
 
 TEST(Stream, InfiniteInputStreamsUntilTheCallerStops) {
@@ -199,7 +205,76 @@ TEST(Stream, BadOptionsAreClearErrors) {
   EXPECT_THROW((void)crew::imap<&counted>(pool, v, {.max_in_flight = 0}), std::invalid_argument);
   EXPECT_THROW((void)crew::imap_unordered<&counted>(pool, v, {.max_in_flight = 0}),
                std::invalid_argument);
-  EXPECT_THROW((void)crew::imap<&counted>(pool, v, {.grain = 0}), std::invalid_argument);
+}
+
+std::atomic<long> automatic_reads{0};
+long count_read(long x) {
+  automatic_reads.fetch_add(1, std::memory_order_relaxed);
+  return x;
+}
+
+TEST(Stream, AutomaticGrainIsMapsGrainForAShortInput) {
+  thread_pool pool{{.workers = 2}};
+  std::vector<long> inputs(100'000);
+  std::iota(inputs.begin(), inputs.end(), 0L);
+  auto stream = crew::imap<&square>(pool, inputs, {.grain = 0});
+  EXPECT_EQ(stream.grain(), crew::detail::plan_chunks(inputs.size(), pool.concurrency(), 0).grain);
+  EXPECT_GT(stream.grain(), 1U);
+  EXPECT_EQ(values_of(stream).size(), inputs.size());
+  // With a progress callback, finer: as map's.
+  auto reporting = crew::imap<&square>(pool, inputs,
+                                       {.grain = 0, .progress = [](const crew::progress_info&) {}});
+  EXPECT_EQ(reporting.grain(), crew::detail::plan_chunks(inputs.size(), pool.concurrency(), 0,
+                                                         crew::detail::progress_chunks_per_worker)
+                                   .grain);
+  EXPECT_EQ(values_of(reporting).size(), inputs.size());
+}
+
+TEST(Stream, AutomaticGrainOfAnUnsizedOrEmptyInputIsOne) {
+  thread_pool pool{{.workers = 2}};
+  counting_source::state state{.limit = 100};
+  auto unsized = crew::imap<&counted>(pool, counting_source{&state}, {.grain = 0});
+  EXPECT_EQ(unsized.grain(), 1U);
+  EXPECT_EQ(values_of(unsized).size(), 100U);
+  std::vector<int> empty;
+  auto nothing_to_do = crew::imap_unordered<&counted>(pool, empty, {.grain = 0});
+  EXPECT_EQ(nothing_to_do.grain(), 1U);
+  EXPECT_TRUE(nothing_to_do.begin() == nothing_to_do.end());
+}
+
+TEST(Stream, AutomaticGrainOfAHugeInputKeepsWhatIsReadAheadBounded) {
+  // 10^12 items: map's automatic grain would be 10^12 / 8 per task. The stream's stays within
+  // its byte budget, and the items read ahead of the caller (counted as the input is read) stay
+  // within (max_in_flight + 1) tasks of that grain, whatever the input's length.
+  thread_pool pool{{.workers = 2}};
+  automatic_reads = 0;
+  auto huge = std::views::iota(0L, 1'000'000'000'000L) | std::views::transform(&count_read);
+  static_assert(std::ranges::sized_range<decltype(huge)>);
+  const std::size_t bound = pool.concurrency() * crew::detail::stream_tasks_per_worker;
+  for (bool ordered : {true, false}) {
+    automatic_reads = 0;
+    auto run = [&](auto&& stream) {
+      const std::size_t grain = stream.grain();
+      EXPECT_GT(grain, 1U);
+      ASSERT_LE((bound + 1) * grain * 2 * sizeof(long), crew::detail::stream_automatic_bytes);
+      long taken = 0;
+      long most_ahead = 0;
+      for (auto& r : stream) {
+        ASSERT_TRUE(r.has_value());
+        ++taken;
+        most_ahead = std::max(most_ahead, automatic_reads.load() - taken);
+        if (taken == static_cast<long>(3 * bound * grain)) break;
+      }
+      EXPECT_EQ(taken, static_cast<long>(3 * bound * grain));
+      EXPECT_GT(most_ahead, 0);
+      EXPECT_LE(most_ahead, static_cast<long>((bound + 1) * grain));
+    };
+    if (ordered) {
+      run(crew::imap<&square>(pool, huge, {.grain = 0}));
+    } else {
+      run(crew::imap_unordered<&square>(pool, huge, {.grain = 0}));
+    }
+  }
 }
 
 TEST(Stream, EmptyInputYieldsNothing) {
