@@ -264,10 +264,10 @@ class mpi_pool {
   /// The destructor (or shutdown) waits for what runs and closes the ranks.
   void close(shutdown_mode mode = shutdown_mode::drain);
 
-  /// Never blocks. Closes the pool, cancels every task not yet sent to a rank (`cancelled`), and
-  /// fails every task a rank holds `cancelled` now. A rank cannot be killed from rank 0 (without
-  /// the MPI recovery extension): it runs those tasks to their end and their results are
-  /// dropped; stop_report::still_running counts them, and the destructor waits for them.
+  /// Never blocks. Closes the pool and cancels every task not yet sent to a rank (`cancelled`).
+  /// A rank cannot be killed from rank 0 (without the MPI recovery extension): the tasks a rank
+  /// holds run to their end and keep their results, as a thread pool's running tasks do;
+  /// stop_report::still_running counts them, and the destructor waits for them.
   stop_report stop_now();
 
   [[nodiscard]] mpi_pool_stats stats() const;

@@ -341,26 +341,15 @@ stop_report mpi_pool_core::stop_now() {
   report.cancelled =
       close(shutdown_mode::cancel_pending, "mpi_pool::stop_now() before it was sent to a rank");
   // Tasks a rank holds: a rank cannot be stopped from rank 0 (only the recovery extension could
-  // drop it from the job), so it runs them to their end; their futures fail now and the
-  // results are dropped when they arrive (complete() finds the state ready).
-  std::vector<std::pair<state_ptr<state_base>, std::string>> sent;
+  // drop it from the job), so it runs them to their end and their results count, as a thread
+  // pool's running tasks do; the report says how many.
   {
     std::lock_guard engine{engine_mu_};
     for (mpi_rank_slot& slot : slots_) {
       for (auto& entry : slot.in_flight) {
-        const mpi_record_ptr& record = entry.second;
-        if (record->state->is_ready()) continue;
-        sent.emplace_back(record->state,
-                          "task " + std::string{record->entry->name} + " was sent to rank " +
-                              std::to_string(slot.world_rank) +
-                              " when mpi_pool::stop_now() was called: an MPI rank cannot be "
-                              "stopped from rank 0, so it runs the task to its end and the "
-                              "result is dropped");
+        if (!entry.second->state->is_ready()) ++report.still_running;
       }
     }
-  }
-  for (auto& [state, why] : sent) {
-    if (state->fail(task_error{error_kind::cancelled, why, {}})) ++report.still_running;
   }
   return report;
 }
