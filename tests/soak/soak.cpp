@@ -25,10 +25,12 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cmath>
 #include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
 #include <functional>
 #include <iostream>
 #include <map>
@@ -66,6 +68,25 @@ constexpr std::size_t memory_factor = 4;
 constexpr int slowdown = 1;
 constexpr std::size_t memory_factor = 1;
 #endif
+
+/// How much busier than its cores the machine is now (1 when it is not): time limits stretch by
+/// it, since a task that must pass its memory limit before its time limit gets a share of a core
+/// (the soak checks outcomes, not speed). Read when each pool is planned and printed with it.
+int load_factor() {
+  double load = 0;
+  std::ifstream{"/proc/loadavg"} >> load;
+  const double cores = std::max(1U, std::thread::hardware_concurrency());
+  return std::max(1, static_cast<int>(std::ceil(load / cores)));
+}
+
+/// This process's resident bytes: a forked worker starts with all of them resident (shared with
+/// this process until written), and its memory limit counts them.
+std::size_t own_resident_bytes() {
+  std::size_t pages = 0;
+  std::size_t resident = 0;
+  std::ifstream{"/proc/self/statm"} >> pages >> resident;
+  return resident * static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
+}
 
 // --- options ------------------------------------------------------------------------------
 
@@ -796,10 +817,13 @@ class planner {
     // Long enough for a memory blow-up to pass its limit first: on the 2-core reference machine
     // the kernel hands out fresh pages at about 1.5 ms per MiB, so touching 128 MiB takes
     // ~200 ms, ~600 ms with three workers doing it at once.
-    s.timeout = std::chrono::milliseconds{between(1000, 2000) * slowdown};
+    s.timeout = std::chrono::milliseconds{between(1000, 2000) * slowdown * load_factor()};
     s.kill_grace = std::chrono::milliseconds{between(50, 200)};
     s.memory_limit =
         (std::size_t{static_cast<std::size_t>(between(64, 128))} << 20) * memory_factor;
+    if (spec_.isolates() && spec_.start == crew::start_method::fork) {
+      s.memory_limit += own_resident_bytes();
+    }
     s.max_tasks = chance(0.4) ? static_cast<std::size_t>(between(1, 40)) : 0;
     static const std::size_t depths[] = {0, 0, 1, 2, 4, 16};
     s.pipeline = depths[between(0, 5)];
