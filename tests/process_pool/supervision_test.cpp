@@ -489,6 +489,11 @@ class descriptors_exhausted {
 };
 
 TEST(Supervision, OutOfDescriptorsFailsOnlyTheLargeMessagesAndBlamesNoWorker) {
+#if defined(__SANITIZE_ADDRESS__)
+  // UBSan (built with ASan here) checks an object's dynamic type the first time it meets the
+  // type, and the check needs descriptors of its own: with none left it reports every new type.
+  GTEST_SKIP() << "the sanitizer runtime needs descriptors of its own";
+#endif
   process_pool pool{opts(1)};
   ASSERT_EQ(pool.submit<&square>(3).get(), 9);
   const std::vector<int> before = pool.worker_pids();
