@@ -72,7 +72,6 @@ TEST(Outcome, MoveOnlyValuesAndVoid) {
   EXPECT_EQ(bad.error().kind(), error_kind::cancelled);
 }
 
-
 // A task_error is handed from the thread that fails a future to the thread that reads it; each
 // copy owns its message, so no copy reads memory another thread may free.
 TEST(TaskError, CopiesOwnTheirMessage) {
