@@ -32,9 +32,10 @@
 //
 // Thread-safety: every public member of mpi_pool may be called from any thread of rank 0. All MPI
 // calls are made under one lock, so MPI needs only MPI_THREAD_SERIALIZED. Blocking: submit never
-// blocks on the ranks; wait_idle, shutdown and the destructor block until the work they wait for
-// is done; a thread that waits on a future drives the MPI traffic itself meanwhile (no hand-off
-// to another thread on the round trip). Lifetime: the session must outlive the pool (if it does
+// blocks on the ranks (with max_queued and on_full = block it waits for room in rank 0's queue);
+// wait_idle, shutdown and the destructor block until the work they wait for is done; a thread
+// that waits on a future drives the MPI traffic itself meanwhile (no hand-off to another thread
+// on the round trip). Lifetime: the session must outlive the pool (if it does
 // not, the session drains the pool when it ends); futures may outlive both. One mpi_pool exists
 // at a time (a second one throws std::logic_error): the ranks serve one pool at a time.
 #pragma once
@@ -50,6 +51,7 @@
 #include <utility>
 #include <vector>
 
+#include "crew/call.hpp"
 #include "crew/codec.hpp"
 #include "crew/detail/registry.hpp"
 #include "crew/detail/remote_call.hpp"
@@ -114,6 +116,11 @@ struct mpi_pool_options {
   std::size_t large_bytes = std::size_t{32} << 10;
   /// How long the constructor waits for every rank to answer.
   std::chrono::milliseconds start_timeout{60'000};
+  /// At most this many tasks wait on rank 0 to be sent (0: no bound). A submission that finds
+  /// the queue full waits for room (on_full = block) or fails with error_kind::queue_full
+  /// (on_full = fail). One made while the pool delivers a result (a continuation) never waits.
+  std::size_t max_queued = 0;
+  queue_full on_full = queue_full::block;
 };
 
 /// pool_stats (crew/executor.hpp, the same on every pool) and the MPI pool's own. Here
@@ -124,6 +131,10 @@ struct mpi_pool_stats : pool_stats {
   std::size_t lost_ranks = 0;     ///< ranks found dead (only with mpirun --enable-recovery)
   std::size_t messages_sent = 0;  ///< task messages rank 0 sent (batches and large arguments)
   std::size_t messages_received = 0;
+  /// Futures failed timed_out by a per-call timeout (with(...)); the rank ran the task on.
+  std::size_t timed_out = 0;
+  std::size_t rejected = 0;  ///< submissions refused with queue_full (on_full = fail)
+  std::size_t retried = 0;   ///< tasks sent again after their rank died (per-call retries)
 };
 
 namespace detail {
@@ -162,6 +173,7 @@ struct mpi_submission {
   state_base* state;  // the pool takes a reference
   mpi_result_decoder decode;
   std::vector<std::byte> args;
+  const call_options* call = nullptr;  // per-call options, if any
 };
 
 }  // namespace detail
@@ -181,33 +193,39 @@ class mpi_pool {
   ~mpi_pool();
 
   /// Runs Fn(args...) on a rank. Arguments are converted to Fn's parameter types and encoded now,
-  /// so the caller may change or free them at once. Thread-safe; never blocks on the ranks. After
-  /// shutdown the future holds pool_closed.
+  /// so the caller may change or free them at once. Thread-safe; never blocks on the ranks (see
+  /// max_queued for the queue's bound). After shutdown the future holds pool_closed.
   template <auto Fn, class... A>
   auto submit(A&&... args) -> future<std::decay_t<typename detail::task_traits<Fn>::result>> {
-    using traits = detail::task_traits<Fn>;
-    using R = std::decay_t<typename traits::result>;
-    static_assert(std::tuple_size_v<typename traits::params> == sizeof...(A),
-                  "crew: submit<&fn>(args...) needs exactly fn's number of arguments");
-    const detail::task_entry& entry = detail::registered_task<Fn>;
-    auto state = detail::make_state<detail::mpi_state<R>>(core_);
-    detail::mpi_submission job{&entry, state.get(), &detail::decode_result<R>, {}};
-    try {
-      detail::encode_call<typename traits::params>(
-          [&job](std::size_t bytes) {
-            job.args.resize(bytes);
-            return std::span<std::byte>{job.args};
-          },
-          std::index_sequence_for<A...>{}, std::forward<A>(args)...);
-    } catch (const std::exception& e) {
-      // Whatever an argument's serialize() throws: the task never ran, its arguments failed.
-      state->fail(task_error{error_kind::serialization,
-                             std::string{"encoding the task's arguments: "} + e.what(),
-                             task_error::details::named(std::string{entry.name})});
-      return future<R>{std::move(state)};
+    return submit_call<Fn>(nullptr, std::forward<A>(args)...);
+  }
+
+  /// Per-call options (crew/call.hpp): pool.with({.timeout = 1s, .name = "x", .retries = 1})
+  /// .submit<&fn>(args...).
+  ///  - timeout: a task with one is sent only to a rank with an idle task thread (never queued
+  ///    behind another task there), and its time counts from that moment. A rank cannot be
+  ///    stopped from rank 0: at the deadline the future fails timed_out (the message says the
+  ///    task runs on), the rank runs the task to its end, and its result is dropped;
+  ///    stats().timed_out counts these. Zero or less: the task never runs, its future holds
+  ///    timed_out at once.
+  ///  - name: replaces the function's name in the task's errors.
+  ///  - retries: when the task's rank dies while it holds the task (only survivable under
+  ///    `mpirun --enable-recovery`), the task is sent to another rank up to this many times
+  ///    before its future fails crashed. The pool keeps a copy of its arguments meanwhile.
+  [[nodiscard]] call_with<mpi_pool> with(call_options options) {
+    return call_with<mpi_pool>{*this, std::move(options)};
+  }
+
+  /// What with(options).submit<Fn>(args...) calls.
+  template <auto Fn, class... A>
+  auto submit_with(const call_options& options, A&&... args)
+      -> future<std::decay_t<typename detail::task_traits<Fn>::result>> {
+    using R = std::decay_t<typename detail::task_traits<Fn>::result>;
+    if (options.timeout && options.timeout->count() <= 0) {
+      return make_failed_future<R>(
+          expired_call(options, std::string{detail::registered_task<Fn>.name}));
     }
-    state->accepted = enqueue(std::move(job));
-    return future<R>{std::move(state)};
+    return submit_call<Fn>(&options, std::forward<A>(args)...);
   }
 
   /// Runs f(args...) on a rank, for a stateless f (a captureless lambda or an empty,
@@ -277,8 +295,39 @@ class mpi_pool {
   [[nodiscard]] std::vector<int> ranks() const;
 
  private:
-  /// False when the pool refused the task (shut down or broken): its future holds why.
+  template <auto Fn, class... A>
+  auto submit_call(const call_options* options, A&&... args)
+      -> future<std::decay_t<typename detail::task_traits<Fn>::result>> {
+    using traits = detail::task_traits<Fn>;
+    using R = std::decay_t<typename traits::result>;
+    static_assert(std::tuple_size_v<typename traits::params> == sizeof...(A),
+                  "crew: submit<&fn>(args...) needs exactly fn's number of arguments");
+    const detail::task_entry& entry = detail::registered_task<Fn>;
+    auto state = detail::make_state<detail::mpi_state<R>>(core_);
+    detail::mpi_submission job{&entry, state.get(), &detail::decode_result<R>, {}, options};
+    try {
+      detail::encode_call<typename traits::params>(
+          [&job](std::size_t bytes) {
+            job.args.resize(bytes);
+            return std::span<std::byte>{job.args};
+          },
+          std::index_sequence_for<A...>{}, std::forward<A>(args)...);
+    } catch (const std::exception& e) {
+      // Whatever an argument's serialize() throws: the task never ran, its arguments failed.
+      state->fail(task_error{error_kind::serialization,
+                             std::string{"encoding the task's arguments: "} + e.what(),
+                             task_error::details::named(options != nullptr && !options->name.empty()
+                                                            ? options->name
+                                                            : std::string{entry.name})});
+      return future<R>{std::move(state)};
+    }
+    state->accepted = enqueue(std::move(job));
+    return future<R>{std::move(state)};
+  }
+
+  /// False when the pool refused the task (shut down, broken or full): its future holds why.
   bool enqueue(detail::mpi_submission job);
+  task_error expired_call(const call_options& options, std::string function) noexcept;
 
   std::shared_ptr<detail::mpi_pool_core> core_;
 };

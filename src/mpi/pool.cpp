@@ -65,6 +65,10 @@ std::string this_host() {
   return name;
 }
 
+// The pool whose results this thread is delivering (complete()): a continuation that submits
+// from there never waits for room in the queue, since this thread may be the one that makes it.
+thread_local const void* delivering_for = nullptr;
+
 }  // namespace
 
 struct mpi_task_record {
@@ -73,6 +77,15 @@ struct mpi_task_record {
   state_ptr<state_base> state;
   mpi_result_decoder decode = nullptr;
   std::vector<std::byte> args;
+  std::string name;                     // per-call name; empty: the function's
+  std::chrono::nanoseconds timeout{0};  // per-call timeout; zero: none
+  unsigned retries_left = 0;            // per-call retries not used yet
+  std::vector<std::byte> kept_args;     // the arguments again, for a retry
+  bool timed_out = false;               // failed at its deadline; its rank runs it on
+
+  [[nodiscard]] std::string task_name() const {
+    return name.empty() ? std::string{entry->name} : name;
+  }
 };
 using mpi_record_ptr = std::unique_ptr<mpi_task_record>;
 
@@ -104,6 +117,9 @@ struct mpi_completion {
   std::span<const std::byte> payload;
   std::optional<task_error> error;  // set when the engine itself failed the task
   int pid = 0;
+  // A deadline notice: `expired` fails with `error` (timed_out) while the record stays with its
+  // rank, which runs the task on; no record, and not counted as finished.
+  state_ptr<state_base> expired;
 };
 
 class mpi_pool_core {
@@ -125,6 +141,7 @@ class mpi_pool_core {
   }
   std::size_t concurrency() const noexcept { return concurrency_.load(std::memory_order_relaxed); }
   std::vector<int> ranks() const;
+  task_error expired_call(const call_options& options, std::string function) noexcept;
 
  private:
   struct pending_send {
@@ -132,9 +149,19 @@ class mpi_pool_core {
     std::vector<std::byte> bytes;
     std::size_t slot = 0;
   };
+  /// A task with a per-call timeout, sent to a rank.
+  struct deadline_entry {
+    clock::time_point at;
+    std::uint64_t seq = 0;
+    std::size_t slot = 0;
+  };
 
   bool progress_locked(std::vector<mpi_completion>& done);
   bool dispatch_locked(std::vector<mpi_completion>& done);
+  mpi_rank_slot* pick_slot_locked(const mpi_task_record& record, std::size_t& index);
+  bool expire_locked(std::vector<mpi_completion>& done);
+  bool admit(std::unique_lock<std::mutex>& lock, const mpi_task_record& record);
+  void wake_room_waiters() noexcept;
   void flush_locked(std::size_t slot_index);
   void send_locked(std::size_t slot_index, std::vector<std::byte> bytes, int tag);
   bool test_sends_locked();
@@ -145,6 +172,7 @@ class mpi_pool_core {
   void lose_slot_locked(mpi_rank_slot& slot, std::vector<mpi_completion>& done);
   void fail_everything_locked(const std::string& why, std::vector<mpi_completion>& done) noexcept;
   void complete(std::vector<mpi_completion>& done) noexcept;
+  void fulfil(mpi_completion& c) noexcept;
   void finished(std::size_t count) noexcept;
   void manager_main();
   void close_ranks();
@@ -159,6 +187,8 @@ class mpi_pool_core {
   mutable std::mutex queue_mu_;
   std::condition_variable work_cv_;  // the manager sleeps here when nothing is outstanding
   std::condition_variable idle_cv_;
+  std::condition_variable room_cv_;  // submitters waiting for room (max_queued)
+  std::atomic<int> room_waiters_{0};
   std::deque<mpi_record_ptr> queue_;
   std::size_t outstanding_ = 0;  // accepted, not yet fulfilled
   bool closed_ = false;
@@ -173,6 +203,8 @@ class mpi_pool_core {
   std::vector<mpi_rank_slot> slots_;
   std::vector<int> slot_by_rank_;  // comm 0 rank -> slot index (-1 none)
   std::deque<pending_send> sends_;
+  std::vector<deadline_entry> deadlines_;  // timed tasks at a rank
+  clock::time_point next_deadline_ = clock::time_point::max();
   clock::time_point next_liveness_{};
   std::uint64_t progress_calls_ = 0;
   std::string host_;
@@ -187,6 +219,9 @@ class mpi_pool_core {
   std::atomic<std::size_t> lost_{0};
   std::atomic<std::size_t> sent_{0};
   std::atomic<std::size_t> received_{0};
+  std::atomic<std::size_t> timed_out_{0};
+  std::atomic<std::size_t> rejected_{0};
+  std::atomic<std::size_t> retried_{0};
   std::thread manager_;
   std::mutex shutdown_mu_;  // one shutdown at a time
 };
@@ -200,6 +235,9 @@ mpi_pool_core::mpi_pool_core(mpi::runtime& runtime, mpi_pool_options options)
   }
   if (options_.pipeline_depth == 0 || options_.batch_tasks == 0) {
     throw std::invalid_argument("crew::mpi_pool: pipeline_depth and batch_tasks must be >= 1");
+  }
+  if (options_.on_full != queue_full::block && options_.on_full != queue_full::fail) {
+    throw std::invalid_argument("crew::mpi_pool: on_full must be queue_full::block or fail");
   }
   const std::size_t available = static_cast<std::size_t>(runtime_.size - 1);
   if (options_.ranks > available) {
@@ -326,9 +364,10 @@ std::size_t mpi_pool_core::close(shutdown_mode mode, const char* by) {
     for (auto& record : backlog_) cancelled.push_back(mpi_completion{std::move(record)});
     backlog_.clear();
   }
+  wake_room_waiters();
   for (mpi_completion& c : cancelled) {
     c.error = task_error{error_kind::cancelled, std::string{"cancelled by "} + by,
-                         task_error::details::named(std::string{c.record->entry->name})};
+                         task_error::details::named(c.record->task_name())};
   }
   const std::size_t count = cancelled.size();
   queued_.fetch_sub(count);
@@ -431,19 +470,34 @@ bool mpi_pool_core::enqueue(mpi_submission job) {
   job.state->add_ref();
   record->decode = job.decode;
   record->args = std::move(job.args);
+  if (job.call != nullptr) {
+    record->name = job.call->name;
+    record->timeout = job.call->timeout.value_or(std::chrono::nanoseconds{0});
+    record->retries_left = job.call->retries.value_or(0);
+  }
   record->seq = next_seq_.fetch_add(1, std::memory_order_relaxed) + 1;
   std::unique_lock lock{queue_mu_};
-  if (closed_ || !broken_.empty()) {
+  if (!admit(lock, *record)) {
+    if (!closed_ && broken_.empty()) {  // the queue is full and on_full is fail
+      lock.unlock();
+      rejected_.fetch_add(1, std::memory_order_relaxed);
+      record->state->fail(
+          task_error{error_kind::queue_full,
+                     "crew::mpi_pool: " + std::to_string(options_.max_queued) +
+                         " tasks are queued (max_queued) and on_full is fail: task not accepted",
+                     task_error::details::named(record->task_name())});
+      return false;
+    }
     const bool closed = closed_;
     const std::string why = broken_;
     lock.unlock();
     // As pool_stats counts (crew/executor.hpp): a refused submission is not counted.
     if (!closed) failed_.fetch_add(1);
-    record->state->fail(
-        closed ? task_error{error_kind::pool_closed, "crew::mpi_pool: submit after shutdown",
-                            task_error::details::named(std::string{record->entry->name})}
-               : task_error{error_kind::worker_lost, why,
-                            task_error::details::named(std::string{record->entry->name})});
+    record->state->fail(closed ? task_error{error_kind::pool_closed,
+                                            "crew::mpi_pool: submit after shutdown",
+                                            task_error::details::named(record->task_name())}
+                               : task_error{error_kind::worker_lost, why,
+                                            task_error::details::named(record->task_name())});
     return false;
   }
   queue_.push_back(std::move(record));
@@ -453,6 +507,38 @@ bool mpi_pool_core::enqueue(mpi_submission job) {
   lock.unlock();
   if (wake) work_cv_.notify_one();
   return true;
+}
+
+bool mpi_pool_core::admit(std::unique_lock<std::mutex>& lock, const mpi_task_record& record) {
+  (void)record;
+  const auto open = [this] { return !closed_ && broken_.empty(); };
+  if (!open()) return false;
+  if (options_.max_queued == 0 || delivering_for == this) return true;
+  const auto room = [this] { return queued_.load() < options_.max_queued; };
+  if (room()) return true;
+  if (options_.on_full == queue_full::fail) return false;
+  room_waiters_.fetch_add(1);
+  work_cv_.notify_one();  // the manager sends what is queued while this thread waits
+  room_cv_.wait(lock, [&] { return room() || !open(); });
+  room_waiters_.fetch_sub(1);
+  return open();
+}
+
+void mpi_pool_core::wake_room_waiters() noexcept {
+  if (room_waiters_.load() == 0) return;
+  { std::lock_guard lock{queue_mu_}; }  // a waiter is either before its check or asleep
+  room_cv_.notify_all();
+}
+
+task_error mpi_pool_core::expired_call(const call_options& options, std::string function) noexcept {
+  timed_out_.fetch_add(1, std::memory_order_relaxed);
+  failed_.fetch_add(1, std::memory_order_relaxed);
+  const std::string name = options.name.empty() ? std::move(function) : options.name;
+  return task_error{error_kind::timed_out,
+                    "task " + name + " was given a timeout of " +
+                        describe_timeout(options.timeout.value_or(std::chrono::nanoseconds{0})) +
+                        ": its time was up before it started, and it never ran",
+                    task_error::details::named(name)};
 }
 
 bool mpi_pool_core::drive_until_ready(const state_base& state) noexcept {
@@ -511,6 +597,9 @@ mpi_pool_stats mpi_pool_core::stats() const {
   out.lost_ranks = lost_.load();
   out.messages_sent = sent_.load();
   out.messages_received = received_.load();
+  out.timed_out = timed_out_.load();
+  out.rejected = rejected_.load();
+  out.retried = retried_.load();
   return out;
 }
 
@@ -569,6 +658,7 @@ bool mpi_pool_core::progress_locked(std::vector<mpi_completion>& done) {
     bool did = dispatch_locked(done);
     did |= test_sends_locked();
     did |= receive_locked(done);
+    if (!deadlines_.empty() && clock::now() >= next_deadline_) did |= expire_locked(done);
     if ((++progress_calls_ & 255) == 0 && clock::now() >= next_liveness_) {
       check_liveness_locked(done);
       next_liveness_ = clock::now() + liveness_period;
@@ -594,6 +684,7 @@ bool mpi_pool_core::dispatch_locked(std::vector<mpi_completion>& done) {
   }
   if (backlog_.empty()) return false;
   bool did = false;
+  bool sent_tasks = false;
   while (!backlog_.empty()) {
     mpi_record_ptr& front = backlog_.front();
     if (front->state->is_ready()) {  // cancelled while queued: it never runs
@@ -603,24 +694,20 @@ bool mpi_pool_core::dispatch_locked(std::vector<mpi_completion>& done) {
       did = true;
       continue;
     }
-    // The least loaded rank with room, by tasks per task thread.
-    mpi_rank_slot* best = nullptr;
     std::size_t best_index = 0;
-    for (std::size_t i = 0; i < slots_.size(); ++i) {
-      mpi_rank_slot& slot = slots_[i];
-      if (slot.lost) continue;
-      if (slot.in_flight.size() >= options_.pipeline_depth * slot.threads) continue;
-      if (best == nullptr ||
-          slot.in_flight.size() * best->threads < best->in_flight.size() * slot.threads) {
-        best = &slot;
-        best_index = i;
-      }
-    }
-    if (best == nullptr) break;
+    mpi_rank_slot* best = pick_slot_locked(*front, best_index);
+    if (best == nullptr) break;  // in order: a timed task waits for an idle thread
     mpi_record_ptr record = std::move(front);
     backlog_.pop_front();
     queued_.fetch_sub(1, std::memory_order_relaxed);
     running_.fetch_add(1, std::memory_order_relaxed);
+    sent_tasks = true;
+    if (record->timeout.count() > 0) {
+      const clock::time_point at = clock::now() + record->timeout;
+      deadlines_.push_back(deadline_entry{at, record->seq, best_index});
+      next_deadline_ = std::min(next_deadline_, at);
+    }
+    if (record->retries_left > 0) record->kept_args = record->args;
     request_header header{record->seq, record->entry->id, record->args.size(), 0, 0};
     const bool separate = record->args.size() > options_.large_bytes;
     if (separate) header.flags = flag_separate;
@@ -646,6 +733,60 @@ bool mpi_pool_core::dispatch_locked(std::vector<mpi_completion>& done) {
   }
   for (std::size_t i = 0; i < slots_.size(); ++i) {
     if (slots_[i].outbox_tasks > 0) flush_locked(i);
+  }
+  if (sent_tasks) wake_room_waiters();
+  return did;
+}
+
+mpi_rank_slot* mpi_pool_core::pick_slot_locked(const mpi_task_record& record, std::size_t& index) {
+  // A task with a timeout goes only to a rank with an idle task thread, so that its time counts
+  // from its start, not from a wait behind tasks sent ahead of it; any other task to the least
+  // loaded rank with room, by tasks per task thread.
+  const bool timed = record.timeout.count() > 0;
+  mpi_rank_slot* best = nullptr;
+  for (std::size_t i = 0; i < slots_.size(); ++i) {
+    mpi_rank_slot& slot = slots_[i];
+    if (slot.lost) continue;
+    const std::size_t limit = timed ? slot.threads : options_.pipeline_depth * slot.threads;
+    if (slot.in_flight.size() >= limit) continue;
+    if (best == nullptr ||
+        slot.in_flight.size() * best->threads < best->in_flight.size() * slot.threads) {
+      best = &slot;
+      index = i;
+    }
+  }
+  return best;
+}
+
+bool mpi_pool_core::expire_locked(std::vector<mpi_completion>& done) {
+  const clock::time_point now = clock::now();
+  bool did = false;
+  next_deadline_ = clock::time_point::max();
+  for (auto it = deadlines_.begin(); it != deadlines_.end();) {
+    if (it->at > now) {
+      next_deadline_ = std::min(next_deadline_, it->at);
+      ++it;
+      continue;
+    }
+    mpi_rank_slot& slot = slots_[it->slot];
+    const auto found = slot.in_flight.find(it->seq);
+    if (found != slot.in_flight.end() && !found->second->state->is_ready()) {
+      mpi_task_record& record = *found->second;
+      record.timed_out = true;
+      std::ostringstream what;
+      what << "task " << record.task_name() << " ran past its timeout of "
+           << describe_timeout(record.timeout) << " on rank " << slot.world_rank
+           << "; crew::mpi_pool cannot stop a running rank: the task runs on to its end there and "
+              "its result is dropped";
+      task_error::details info = task_error::details::named(record.task_name());
+      info.pid = slot.pid;
+      mpi_completion notice;
+      notice.expired = record.state;
+      notice.error = task_error{error_kind::timed_out, what.str(), std::move(info)};
+      done.push_back(std::move(notice));
+      did = true;
+    }
+    it = deadlines_.erase(it);  // answered, lost, retried or expired: either way done with
   }
   return did;
 }
@@ -779,7 +920,22 @@ void mpi_pool_core::lose_slot_locked(mpi_rank_slot& slot, std::vector<mpi_comple
   lost_.fetch_add(1);
   concurrency_.fetch_sub(std::min(concurrency_.load(), slot.threads));
   for (auto& [seq, record] : slot.in_flight) {
-    task_error::details info = task_error::details::named(std::string{record->entry->name});
+    if (record->retries_left > 0 && !record->state->is_ready()) {
+      // Sent again, to another rank, ahead of what waits.
+      --record->retries_left;
+      record->args = std::move(record->kept_args);
+      record->kept_args = {};
+      retried_.fetch_add(1, std::memory_order_relaxed);
+      running_.fetch_sub(1, std::memory_order_relaxed);
+      queued_.fetch_add(1, std::memory_order_relaxed);
+      std::fprintf(stderr,
+                   "crew::mpi_pool: rank %d died while it held task %s; sending it to another "
+                   "rank (%u retries left)\n",
+                   slot.world_rank, record->task_name().c_str(), record->retries_left);
+      backlog_.push_front(std::move(record));
+      continue;
+    }
+    task_error::details info = task_error::details::named(record->task_name());
     info.pid = slot.pid;
     std::ostringstream what;
     what << "rank " << slot.world_rank << " (pid " << slot.pid << " on " << slot.host
@@ -815,7 +971,7 @@ void mpi_pool_core::fail_everything_locked(const std::string& why,
     for (auto& record : backlog_) {
       mpi_completion c{std::move(record)};
       c.error = task_error{error_kind::worker_lost, why,
-                           task_error::details::named(std::string{c.record->entry->name})};
+                           task_error::details::named(c.record->task_name())};
       queued_.fetch_sub(1);
       done.push_back(std::move(c));
     }
@@ -824,12 +980,14 @@ void mpi_pool_core::fail_everything_locked(const std::string& why,
       for (auto& [seq, record] : slot.in_flight) {
         mpi_completion c{std::move(record)};
         c.error = task_error{error_kind::worker_lost, why,
-                             task_error::details::named(std::string{c.record->entry->name})};
+                             task_error::details::named(c.record->task_name())};
         running_.fetch_sub(1);
         done.push_back(std::move(c));
       }
       slot.in_flight.clear();
     }
+    deadlines_.clear();
+    wake_room_waiters();
   } catch (...) {
     std::fputs("crew::mpi_pool: out of memory while failing every task\n", stderr);
     std::abort();
@@ -838,51 +996,70 @@ void mpi_pool_core::fail_everything_locked(const std::string& why,
 
 void mpi_pool_core::complete(std::vector<mpi_completion>& done) noexcept {
   if (done.empty()) return;
-  const std::size_t count = done.size();
+  const void* const saved = delivering_for;
+  delivering_for = this;
+  std::size_t count = 0;
   for (mpi_completion& c : done) {
-    state_base& state = *c.record->state;
-    if (state.is_ready()) {  // cancelled by its future: drop whatever came back
-      cancelled_.fetch_add(1, std::memory_order_relaxed);
+    if (c.expired) {
+      // Counted before the future is ready, so whoever sees it ready sees the count.
+      timed_out_.fetch_add(1, std::memory_order_relaxed);
+      failed_.fetch_add(1, std::memory_order_relaxed);
+      if (!c.expired->fail(std::move(*c.error))) {  // its result came first
+        timed_out_.fetch_sub(1, std::memory_order_relaxed);
+        failed_.fetch_sub(1, std::memory_order_relaxed);
+      }
       continue;
     }
-    if (c.error) {
-      if (c.error->kind() == error_kind::cancelled) {
-        cancelled_.fetch_add(1, std::memory_order_relaxed);
-      } else {
-        failed_.fetch_add(1, std::memory_order_relaxed);
-      }
-      state.fail(std::move(*c.error));
-      continue;
-    }
-    task_error::details info = task_error::details::named(std::string{c.record->entry->name});
-    info.pid = c.pid;
-    try {
-      switch (c.status) {
-        case result_status::ok:
-          c.record->decode(state, c.payload);
-          completed_.fetch_add(1, std::memory_order_relaxed);
-          continue;
-        case result_status::exception:
-          state.fail(remote_exception_error(c.payload, std::move(info)));
-          break;
-        case result_status::bad_request: {
-          std::string what;
-          codec::decode_into(c.payload, what);
-          state.fail(task_error{error_kind::serialization, what, std::move(info)});
-          break;
-        }
-        default:
-          state.fail(task_error{error_kind::worker_lost, "a result with an unknown status", info});
-      }
-    } catch (const std::exception& e) {
-      state.fail(task_error{error_kind::serialization,
-                            std::string{"the rank's result could not be decoded: "} + e.what(),
-                            info});
-    }
-    failed_.fetch_add(1, std::memory_order_relaxed);
+    ++count;
+    fulfil(c);
   }
   done.clear();
+  delivering_for = saved;
   finished(count);
+}
+
+void mpi_pool_core::fulfil(mpi_completion& c) noexcept {
+  state_base& state = *c.record->state;
+  if (state.is_ready()) {
+    // Cancelled by its future, or failed at its deadline (counted then): drop what came back.
+    if (!c.record->timed_out) cancelled_.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  if (c.error) {
+    if (c.error->kind() == error_kind::cancelled) {
+      cancelled_.fetch_add(1, std::memory_order_relaxed);
+    } else {
+      failed_.fetch_add(1, std::memory_order_relaxed);
+    }
+    state.fail(std::move(*c.error));
+    return;
+  }
+  task_error::details info = task_error::details::named(c.record->task_name());
+  info.pid = c.pid;
+  try {
+    switch (c.status) {
+      case result_status::ok:
+        c.record->decode(state, c.payload);
+        completed_.fetch_add(1, std::memory_order_relaxed);
+        return;
+      case result_status::exception:
+        state.fail(remote_exception_error(c.payload, std::move(info)));
+        break;
+      case result_status::bad_request: {
+        std::string what;
+        codec::decode_into(c.payload, what);
+        state.fail(task_error{error_kind::serialization, what, std::move(info)});
+        break;
+      }
+      default:
+        state.fail(task_error{error_kind::worker_lost, "a result with an unknown status", info});
+    }
+  } catch (const std::exception& e) {
+    state.fail(task_error{error_kind::serialization,
+                          std::string{"the rank's result could not be decoded: "} + e.what(),
+                          info});
+  }
+  failed_.fetch_add(1, std::memory_order_relaxed);
 }
 
 void mpi_pool_core::finished(std::size_t count) noexcept {
@@ -962,6 +1139,9 @@ std::size_t mpi_pool::concurrency() const noexcept {
 }
 std::vector<int> mpi_pool::ranks() const {
   return core_->ranks();
+}
+task_error mpi_pool::expired_call(const call_options& options, std::string function) noexcept {
+  return core_->expired_call(options, std::move(function));
 }
 
 }  // namespace crew

@@ -314,34 +314,24 @@ TYPED_TEST(Contract, StopNowResolvesEveryQueuedFuture) {
   EXPECT_EQ(pool->template submit<&square>(2).result().error().kind(), error_kind::pool_closed);
 }
 
-/// Pools that take per-call options (crew/call.hpp); mpi_pool does not yet (docs/mpi.md).
-template <class P>
-concept takes_call_options = requires(P& p) {
-  p.with(crew::call_options{});
-};
-
 TYPED_TEST(Contract, PerCallNameAndExpiredTimeout) {
-  if constexpr (!takes_call_options<TypeParam>) {
-    GTEST_SKIP() << "this pool takes no per-call options yet";
-  } else {
-    auto pool = maker<TypeParam>::make(2);
-    const auto named = pool->with({.name = "seventh"}).template submit<&fails_on_seven>(7).result();
-    ASSERT_FALSE(named);
-    EXPECT_EQ(named.error().kind(), error_kind::exception);
-    EXPECT_EQ(named.error().task_name(), "seventh");
-    const auto expired =
-        pool->with({.timeout = std::chrono::nanoseconds{0}}).template submit<&square>(3).result();
-    ASSERT_FALSE(expired);
-    EXPECT_EQ(expired.error().kind(), error_kind::timed_out);
-    EXPECT_EQ(pool->with({.timeout = std::chrono::seconds{30}}).template submit<&square>(4).get(),
-              16);
-    const auto late = pool->with({.timeout = std::chrono::milliseconds{50}, .name = "slow"})
-                          .template submit<&sleeps_ms>(1'000)
-                          .result();
-    ASSERT_FALSE(late);
-    EXPECT_EQ(late.error().kind(), error_kind::timed_out);
-    EXPECT_EQ(late.error().task_name(), "slow");
-  }
+  auto pool = maker<TypeParam>::make(2);
+  const auto named = pool->with({.name = "seventh"}).template submit<&fails_on_seven>(7).result();
+  ASSERT_FALSE(named);
+  EXPECT_EQ(named.error().kind(), error_kind::exception);
+  EXPECT_EQ(named.error().task_name(), "seventh");
+  const auto expired =
+      pool->with({.timeout = std::chrono::nanoseconds{0}}).template submit<&square>(3).result();
+  ASSERT_FALSE(expired);
+  EXPECT_EQ(expired.error().kind(), error_kind::timed_out);
+  EXPECT_EQ(pool->with({.timeout = std::chrono::seconds{30}}).template submit<&square>(4).get(),
+            16);
+  const auto late = pool->with({.timeout = std::chrono::milliseconds{50}, .name = "slow"})
+                        .template submit<&sleeps_ms>(1'000)
+                        .result();
+  ASSERT_FALSE(late);
+  EXPECT_EQ(late.error().kind(), error_kind::timed_out);
+  EXPECT_EQ(late.error().task_name(), "slow");
 }
 
 TYPED_TEST(Contract, MapWithADeadlineThrowsTimedOut) {

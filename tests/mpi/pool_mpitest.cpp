@@ -8,6 +8,7 @@
 #include <atomic>
 #include <chrono>
 #include <numeric>
+#include <optional>
 #include <set>
 #include <stdexcept>
 #include <string>
@@ -193,6 +194,152 @@ TEST(MpiPool, CancelAndShutdown) {
   auto late = pool.submit<&square>(2).result();
   ASSERT_FALSE(late);
   EXPECT_EQ(late.error().kind(), error_kind::pool_closed);
+}
+
+// --- per-call options and the queue bound ---------------------------------------------------
+
+TEST(MpiPool, APerCallTimeoutFailsTheFutureAndTheRankRunsOn) {
+  crew::mpi_pool pool{{.threads_per_rank = 1, .ranks = 1}};
+  const auto t0 = std::chrono::steady_clock::now();
+  auto late = pool.with({.timeout = std::chrono::milliseconds{100}, .name = "long sleep"})
+                  .submit<&sleep_ms>(1'500)
+                  .result();
+  const auto waited = std::chrono::steady_clock::now() - t0;
+  ASSERT_FALSE(late);
+  EXPECT_EQ(late.error().kind(), error_kind::timed_out);
+  EXPECT_EQ(late.error().task_name(), "long sleep");
+  EXPECT_NE(std::string{late.error().what()}.find("runs on"), std::string::npos)
+      << late.error().what();
+  EXPECT_LT(waited, std::chrono::milliseconds{1'400}) << "failed at its deadline, not at its end";
+  auto s = pool.stats();
+  EXPECT_EQ(s.timed_out, 1U);
+  EXPECT_EQ(s.failed, 1U);
+  EXPECT_EQ(s.running, 1U) << "the rank still runs it";
+  // The rank runs the task to its end; wait_idle waits for it, and its result is dropped.
+  pool.wait_idle();
+  EXPECT_GE(std::chrono::steady_clock::now() - t0, std::chrono::milliseconds{1'400});
+  s = pool.stats();
+  EXPECT_EQ(s.running, 0U);
+  EXPECT_EQ(s.completed, 0U);
+  EXPECT_EQ(s.failed, 1U);
+  EXPECT_EQ(s.cancelled, 0U);
+  EXPECT_EQ(pool.with({.timeout = std::chrono::seconds{60}}).submit<&square>(7).get(), 49);
+}
+
+TEST(MpiPool, ATimedTaskIsNotBlamedForTheTaskAheadOfIt) {
+  // One task thread, busy for 1 s: a task with a 500 ms timeout that takes 20 ms waits its turn
+  // on rank 0 and gets its whole time once the thread is idle.
+  crew::mpi_pool pool{{.threads_per_rank = 1, .ranks = 1}};
+  auto busy = pool.submit<&sleep_ms>(1'000);
+  auto timed = pool.with({.timeout = std::chrono::milliseconds{500}}).submit<&sleep_ms>(20);
+  const auto r = timed.result();
+  ASSERT_TRUE(r) << r.error().what();
+  EXPECT_EQ(r.value(), 20);
+  EXPECT_EQ(busy.get(), 1'000);
+  EXPECT_EQ(pool.stats().timed_out, 0U);
+}
+
+TEST(MpiPool, AnExpiredTimeoutNeverRuns) {
+  crew::mpi_pool pool;
+  for (auto t : {std::chrono::nanoseconds{0}, std::chrono::nanoseconds{-5}}) {
+    auto r = pool.with({.timeout = t, .name = "never"}).submit<&square>(3).result();
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().kind(), error_kind::timed_out);
+    EXPECT_EQ(r.error().task_name(), "never");
+  }
+  const auto s = pool.stats();
+  EXPECT_EQ(s.timed_out, 2U);
+  EXPECT_EQ(s.completed + s.running + s.queued, 0U);
+}
+
+TEST(MpiPool, APerCallNameShowsInEveryError) {
+  crew::mpi_pool pool{{.pipeline_depth = 1}};
+  auto thrown = pool.with({.name = "parse row 7"}).submit<&throws_logic>(-1).result();
+  ASSERT_FALSE(thrown);
+  EXPECT_EQ(thrown.error().task_name(), "parse row 7");
+  // Cancelled by shutdown before it was sent: the name too.
+  std::vector<crew::future<int>> busy;
+  for (int i = 0; i < 8; ++i) busy.push_back(pool.submit<&sleep_ms>(200));
+  auto queued = pool.with({.name = "queued one"}).submit<&square>(2);
+  pool.shutdown(crew::shutdown_mode::cancel_pending);
+  const auto r = queued.result();
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().kind(), error_kind::cancelled);
+  EXPECT_EQ(r.error().task_name(), "queued one");
+}
+
+TEST(MpiPool, AFullQueueFailsWithQueueFullWhenAsked) {
+  crew::mpi_pool pool{{.threads_per_rank = 1,
+                       .ranks = 1,
+                       .pipeline_depth = 1,
+                       .max_queued = 2,
+                       .on_full = crew::queue_full::fail}};
+  auto running = pool.submit<&sleep_ms>(600);
+  // Wait until the rank holds it, so that exactly two more fit in the queue.
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds{30};
+  while (pool.stats().running == 0 && std::chrono::steady_clock::now() < give_up) {
+    std::this_thread::sleep_for(std::chrono::milliseconds{1});
+  }
+  ASSERT_EQ(pool.stats().running, 1U);
+  auto a = pool.submit<&square>(2);
+  auto b = pool.submit<&square>(3);
+  auto refused = pool.with({.name = "third"}).submit<&square>(4).result();
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().kind(), error_kind::queue_full);
+  EXPECT_EQ(refused.error().task_name(), "third");
+  EXPECT_FALSE(pool.detach<&square>(5)) << "detach says it was refused";
+  EXPECT_EQ(pool.stats().rejected, 2U);
+  EXPECT_EQ(a.get() + b.get() + running.get(), 4 + 9 + 600);
+  EXPECT_EQ(pool.submit<&square>(6).get(), 36) << "room again";
+}
+
+TEST(MpiPool, AFullQueueBlocksTheSubmitterUntilThereIsRoom) {
+  crew::mpi_pool pool{{.threads_per_rank = 1, .ranks = 1, .pipeline_depth = 1, .max_queued = 1}};
+  std::vector<crew::future<int>> futures;
+  futures.push_back(pool.submit<&sleep_ms>(300));  // at the rank, or queued
+  std::atomic<bool> done{false};
+  std::thread producer{[&] {
+    for (int i = 0; i < 4; ++i) futures.push_back(pool.submit<&sleep_ms>(50));
+    done = true;
+  }};
+  std::size_t most_queued = 0;
+  while (!done) {
+    most_queued = std::max(most_queued, pool.stats().queued);
+    std::this_thread::sleep_for(std::chrono::microseconds{200});
+  }
+  producer.join();
+  EXPECT_LE(most_queued, 1U) << "the bound held";
+  int sum = 0;
+  for (auto& f : futures) sum += f.get();
+  EXPECT_EQ(sum, 300 + 4 * 50) << "every submission was accepted: the producer waited";
+  EXPECT_EQ(pool.stats().rejected, 0U);
+}
+
+TEST(MpiPool, CloseWakesABlockedSubmitterWithPoolClosed) {
+  crew::mpi_pool pool{{.threads_per_rank = 1, .ranks = 1, .pipeline_depth = 1, .max_queued = 1}};
+  auto running = pool.submit<&sleep_ms>(1'000);
+  auto second = pool.submit<&sleep_ms>(10);  // at the rank's door: queued
+  std::optional<crew::outcome<int>> blocked_result;
+  std::atomic<bool> returned{false};
+  std::thread blocked{[&] {
+    blocked_result = pool.submit<&square>(5).result();
+    returned = true;
+  }};
+  std::this_thread::sleep_for(std::chrono::milliseconds{100});
+  EXPECT_FALSE(returned) << "the submitter waits for room";
+  pool.close(crew::shutdown_mode::cancel_pending);
+  blocked.join();
+  ASSERT_TRUE(blocked_result.has_value());
+  ASSERT_FALSE(*blocked_result);
+  EXPECT_EQ(blocked_result->error().kind(), error_kind::pool_closed);
+  EXPECT_EQ(running.get(), 1'000);
+  const auto r = second.result();
+  EXPECT_TRUE(!r && r.error().kind() == error_kind::cancelled) << "cancelled while queued";
+}
+
+TEST(MpiPool, ABadOnFullIsRefused) {
+  EXPECT_THROW(crew::mpi_pool({.on_full = static_cast<crew::queue_full>(7)}),
+               std::invalid_argument);
 }
 
 TEST(MpiPool, FuturesOutliveThePool) {

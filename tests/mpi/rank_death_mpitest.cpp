@@ -1,9 +1,11 @@
 // A serving rank dies inside a task. Run by CTest three ways (tests/mpi/CMakeLists.txt):
 //   segfault   the task segfaults: the rank says which rank and task died, and the job ends
 //   sigkill    the task is SIGKILLed (nothing can be said): mpirun names the rank and ends the job
-//   recovery   under `mpirun --enable-recovery`: rank 0 survives, the task's future fails with
-//              error_kind::crashed, and the pool goes on with the other ranks
+//   recovery   under `mpirun --enable-recovery` with 4 ranks: a task given a retry kills its
+//              rank and runs again on another; a task given none fails with error_kind::crashed;
+//              the pool goes on with the rank that is left
 // Prints "UNEXPECTED" / "recovery: FAILED" when crew does not behave as documented.
+#include <fcntl.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -22,6 +24,13 @@ int crash_rank(int how) {
   // A real fault would be undefined behaviour (and sanitizers stop it before it faults).
   raise(how == 1 ? SIGKILL : SIGSEGV);
   return how;
+}
+
+// Kills its rank the first time it runs (it leaves the marker file behind), returns 42 after.
+int crash_first_time(const std::string& marker) {
+  const int fd = open(marker.c_str(), O_CREAT | O_EXCL | O_WRONLY, 0600);
+  if (fd >= 0) raise(SIGKILL);
+  return 42;
 }
 
 int whose_pid(int) {
@@ -48,8 +57,20 @@ int run(const std::string& mode) {
   // recovery
   const int victim_pid = pool.submit<&whose_pid>(0).get();
   (void)victim_pid;
-  auto doomed = pool.submit<&crash_rank>(1).result();
   bool ok = true;
+  const std::string marker = "/tmp/crew-retry-marker-" + std::to_string(getpid());
+  unlink(marker.c_str());
+  auto retried =
+      pool.with({.name = "retried", .retries = 1}).submit<&crash_first_time>(marker).result();
+  unlink(marker.c_str());
+  if (!retried || retried.value() != 42 || pool.stats().retried != 1) {
+    std::printf("recovery: FAILED: the retried task: %s, retried %zu\n",
+                retried ? "a wrong value" : retried.error().what(), pool.stats().retried);
+    ok = false;
+  } else {
+    std::printf("the retried task ran again on another rank and returned 42\n");
+  }
+  auto doomed = pool.submit<&crash_rank>(1).result();
   if (doomed) {
     std::printf("recovery: FAILED: the crashing task returned a value\n");
     ok = false;
@@ -74,7 +95,7 @@ int run(const std::string& mode) {
     sum += r.value();
   }
   const auto stats = pool.stats();
-  if (ok && (sum != 328'350 || stats.lost_ranks != 1 || pool.concurrency() != 1)) {
+  if (ok && (sum != 328'350 || stats.lost_ranks != 2 || pool.concurrency() != 1)) {
     std::printf("recovery: FAILED: sum %ld, lost ranks %zu, concurrency %zu\n", sum,
                 stats.lost_ranks, pool.concurrency());
     ok = false;
