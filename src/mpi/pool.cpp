@@ -19,6 +19,7 @@
 #include <cstdio>
 #include <cstring>
 #include <deque>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -71,17 +72,23 @@ thread_local const void* delivering_for = nullptr;
 
 }  // namespace
 
+struct mpi_task_record;
+/// Timed tasks at a rank, by deadline.
+using deadline_map = std::multimap<clock::time_point, mpi_task_record*>;
+
 struct mpi_task_record {
   std::uint64_t seq = 0;
   const task_entry* entry = nullptr;
   state_ptr<state_base> state;
   mpi_result_decoder decode = nullptr;
   std::vector<std::byte> args;
-  std::string name;                     // per-call name; empty: the function's
-  std::chrono::nanoseconds timeout{0};  // per-call timeout; zero: none
-  unsigned retries_left = 0;            // per-call retries not used yet
-  std::vector<std::byte> kept_args;     // the arguments again, for a retry
-  bool timed_out = false;               // failed at its deadline; its rank runs it on
+  std::string name;                                // per-call name; empty: the function's
+  std::chrono::nanoseconds timeout{0};             // per-call timeout; zero: none
+  unsigned retries_left = 0;                       // per-call retries not used yet
+  std::vector<std::byte> kept_args;                // the arguments again, for a retry
+  bool timed_out = false;                          // failed at its deadline; its rank runs it on
+  std::size_t slot = 0;                            // the rank it was sent to
+  std::optional<deadline_map::iterator> deadline;  // while timed and at a rank
 
   [[nodiscard]] std::string task_name() const {
     return name.empty() ? std::string{entry->name} : name;
@@ -149,17 +156,12 @@ class mpi_pool_core {
     std::vector<std::byte> bytes;
     std::size_t slot = 0;
   };
-  /// A task with a per-call timeout, sent to a rank.
-  struct deadline_entry {
-    clock::time_point at;
-    std::uint64_t seq = 0;
-    std::size_t slot = 0;
-  };
 
   bool progress_locked(std::vector<mpi_completion>& done);
   bool dispatch_locked(std::vector<mpi_completion>& done);
   mpi_rank_slot* pick_slot_locked(const mpi_task_record& record, std::size_t& index);
   bool expire_locked(std::vector<mpi_completion>& done);
+  void forget_deadline_locked(mpi_task_record& record) noexcept;
   bool admit(std::unique_lock<std::mutex>& lock, const mpi_task_record& record);
   void wake_room_waiters() noexcept;
   void flush_locked(std::size_t slot_index);
@@ -203,8 +205,7 @@ class mpi_pool_core {
   std::vector<mpi_rank_slot> slots_;
   std::vector<int> slot_by_rank_;  // comm 0 rank -> slot index (-1 none)
   std::deque<pending_send> sends_;
-  std::vector<deadline_entry> deadlines_;  // timed tasks at a rank
-  clock::time_point next_deadline_ = clock::time_point::max();
+  deadline_map deadlines_;  // timed tasks at a rank
   clock::time_point next_liveness_{};
   std::uint64_t progress_calls_ = 0;
   std::string host_;
@@ -658,7 +659,9 @@ bool mpi_pool_core::progress_locked(std::vector<mpi_completion>& done) {
     bool did = dispatch_locked(done);
     did |= test_sends_locked();
     did |= receive_locked(done);
-    if (!deadlines_.empty() && clock::now() >= next_deadline_) did |= expire_locked(done);
+    if (!deadlines_.empty() && clock::now() >= deadlines_.begin()->first) {
+      did |= expire_locked(done);
+    }
     if ((++progress_calls_ & 255) == 0 && clock::now() >= next_liveness_) {
       check_liveness_locked(done);
       next_liveness_ = clock::now() + liveness_period;
@@ -702,10 +705,9 @@ bool mpi_pool_core::dispatch_locked(std::vector<mpi_completion>& done) {
     queued_.fetch_sub(1, std::memory_order_relaxed);
     running_.fetch_add(1, std::memory_order_relaxed);
     sent_tasks = true;
+    record->slot = best_index;
     if (record->timeout.count() > 0) {
-      const clock::time_point at = clock::now() + record->timeout;
-      deadlines_.push_back(deadline_entry{at, record->seq, best_index});
-      next_deadline_ = std::min(next_deadline_, at);
+      record->deadline = deadlines_.emplace(clock::now() + record->timeout, record.get());
     }
     if (record->retries_left > 0) record->kept_args = record->args;
     request_header header{record->seq, record->entry->id, record->args.size(), 0, 0};
@@ -761,34 +763,32 @@ mpi_rank_slot* mpi_pool_core::pick_slot_locked(const mpi_task_record& record, st
 bool mpi_pool_core::expire_locked(std::vector<mpi_completion>& done) {
   const clock::time_point now = clock::now();
   bool did = false;
-  next_deadline_ = clock::time_point::max();
-  for (auto it = deadlines_.begin(); it != deadlines_.end();) {
-    if (it->at > now) {
-      next_deadline_ = std::min(next_deadline_, it->at);
-      ++it;
-      continue;
-    }
-    mpi_rank_slot& slot = slots_[it->slot];
-    const auto found = slot.in_flight.find(it->seq);
-    if (found != slot.in_flight.end() && !found->second->state->is_ready()) {
-      mpi_task_record& record = *found->second;
-      record.timed_out = true;
-      std::ostringstream what;
-      what << "task " << record.task_name() << " ran past its timeout of "
-           << describe_timeout(record.timeout) << " on rank " << slot.world_rank
-           << "; crew::mpi_pool cannot stop a running rank: the task runs on to its end there and "
-              "its result is dropped";
-      task_error::details info = task_error::details::named(record.task_name());
-      info.pid = slot.pid;
-      mpi_completion notice;
-      notice.expired = record.state;
-      notice.error = task_error{error_kind::timed_out, what.str(), std::move(info)};
-      done.push_back(std::move(notice));
-      did = true;
-    }
-    it = deadlines_.erase(it);  // answered, lost, retried or expired: either way done with
+  while (!deadlines_.empty() && deadlines_.begin()->first <= now) {
+    mpi_task_record& record = *deadlines_.begin()->second;
+    forget_deadline_locked(record);
+    if (record.state->is_ready()) continue;  // cancelled by its future
+    const mpi_rank_slot& slot = slots_[record.slot];
+    record.timed_out = true;
+    std::ostringstream what;
+    what << "task " << record.task_name() << " ran past its timeout of "
+         << describe_timeout(record.timeout) << " on rank " << slot.world_rank
+         << "; crew::mpi_pool cannot stop a running rank: the task runs on to its end there and "
+            "its result is dropped";
+    task_error::details info = task_error::details::named(record.task_name());
+    info.pid = slot.pid;
+    mpi_completion notice;
+    notice.expired = record.state;
+    notice.error = task_error{error_kind::timed_out, what.str(), std::move(info)};
+    done.push_back(std::move(notice));
+    did = true;
   }
   return did;
+}
+
+void mpi_pool_core::forget_deadline_locked(mpi_task_record& record) noexcept {
+  if (!record.deadline) return;
+  deadlines_.erase(*record.deadline);
+  record.deadline.reset();
 }
 
 void mpi_pool_core::flush_locked(std::size_t slot_index) {
@@ -899,6 +899,7 @@ void mpi_pool_core::parse_results_locked(mpi_rank_slot& slot,
     }
     c.record = std::move(it->second);
     slot.in_flight.erase(it);
+    forget_deadline_locked(*c.record);
     running_.fetch_sub(1, std::memory_order_relaxed);
     done.push_back(std::move(c));
   }
@@ -920,6 +921,7 @@ void mpi_pool_core::lose_slot_locked(mpi_rank_slot& slot, std::vector<mpi_comple
   lost_.fetch_add(1);
   concurrency_.fetch_sub(std::min(concurrency_.load(), slot.threads));
   for (auto& [seq, record] : slot.in_flight) {
+    forget_deadline_locked(*record);
     if (record->retries_left > 0 && !record->state->is_ready()) {
       // Sent again, to another rank, ahead of what waits.
       --record->retries_left;
@@ -978,6 +980,7 @@ void mpi_pool_core::fail_everything_locked(const std::string& why,
     backlog_.clear();
     for (mpi_rank_slot& slot : slots_) {
       for (auto& [seq, record] : slot.in_flight) {
+        forget_deadline_locked(*record);
         mpi_completion c{std::move(record)};
         c.error = task_error{error_kind::worker_lost, why,
                              task_error::details::named(c.record->task_name())};
@@ -986,7 +989,6 @@ void mpi_pool_core::fail_everything_locked(const std::string& why,
       }
       slot.in_flight.clear();
     }
-    deadlines_.clear();
     wake_room_waiters();
   } catch (...) {
     std::fputs("crew::mpi_pool: out of memory while failing every task\n", stderr);

@@ -337,6 +337,23 @@ TEST(MpiPool, CloseWakesABlockedSubmitterWithPoolClosed) {
   EXPECT_TRUE(!r && r.error().kind() == error_kind::cancelled) << "cancelled while queued";
 }
 
+TEST(MpiPool, AContinuationSubmittingToAFullPoolDoesNotDeadlock) {
+  crew::mpi_pool pool{{.threads_per_rank = 1, .ranks = 1, .pipeline_depth = 1, .max_queued = 1}};
+  auto slow = pool.submit<&sleep_ms>(200);
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds{30};
+  while (pool.stats().running == 0 && std::chrono::steady_clock::now() < give_up) {
+    std::this_thread::sleep_for(std::chrono::milliseconds{1});
+  }
+  auto filler = pool.submit<&square>(1);  // the queue is full now
+  // The continuation runs on the thread that delivers `slow`'s result (a waiting thread or the
+  // manager), which is the one that would make room: it must not wait for room.
+  auto chained =
+      crew::then(std::move(slow), [&](crew::outcome<int>) { return pool.submit<&square>(9); });
+  auto inner = chained.get();
+  EXPECT_EQ(inner.get(), 81);
+  EXPECT_EQ(filler.get(), 1);
+}
+
 TEST(MpiPool, ABadOnFullIsRefused) {
   EXPECT_THROW(crew::mpi_pool({.on_full = static_cast<crew::queue_full>(7)}),
                std::invalid_argument);
