@@ -160,6 +160,13 @@ class auto_pool {
         },
         pool_);
   }
+  /// What with(options).detach<Fn>(args...) calls.
+  template <auto Fn, class... A>
+  bool detach_with(const call_options& options, A&&... args) {
+    return std::visit(
+        [&](auto& p) { return p->template detach_with<Fn>(options, std::forward<A>(args)...); },
+        pool_);
+  }
   /// Whether shutdown() has begun. Never blocks.
   [[nodiscard]] bool closed() const noexcept;
   /// The held pool's counters common to every pool; its own extras through threads(),

@@ -79,10 +79,12 @@ class call_with {
     return pool_->submit_with(options_, std::forward<F>(f), std::forward<A>(args)...);
   }
 
-  /// As submit<Fn>, without a future.
+  /// As pool.detach<Fn>(args...), with the options: false, and the task never runs, when the
+  /// pool refused it (closed, full with on_full = fail, arguments that cannot be encoded) or its
+  /// timeout was zero or less.
   template <auto Fn, class... A>
-  void detach(A&&... args) const {
-    (void)submit<Fn>(std::forward<A>(args)...);
+  bool detach(A&&... args) const {
+    return pool_->template detach_with<Fn>(options_, std::forward<A>(args)...);
   }
 
   [[nodiscard]] const call_options& options() const noexcept { return options_; }

@@ -228,6 +228,18 @@ class mpi_pool {
     return submit_call<Fn>(&options, std::forward<A>(args)...);
   }
 
+  /// What with(options).detach<Fn>(args...) calls: false when the task will never run.
+  template <auto Fn, class... A>
+  bool detach_with(const call_options& options, A&&... args) {
+    using R = std::decay_t<typename detail::task_traits<Fn>::result>;
+    if (options.timeout && options.timeout->count() <= 0) {
+      (void)expired_call(options, std::string{detail::registered_task<Fn>.name});
+      return false;
+    }
+    const future<R> f = submit_call<Fn>(&options, std::forward<A>(args)...);
+    return static_cast<const detail::mpi_state<R>*>(f.state())->accepted;
+  }
+
   /// Runs f(args...) on a rank, for a stateless f (a captureless lambda or an empty,
   /// default-constructible function object): each rank builds its own F{}; only the arguments
   /// travel. A callable with state does not compile, with a message saying what to write

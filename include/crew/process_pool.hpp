@@ -211,6 +211,18 @@ class remote_pool {
     return submit_call<Fn>(&options, std::forward<A>(args)...);
   }
 
+  /// What with(options).detach<Fn>(args...) calls: false when the task will never run.
+  template <auto Fn, class... A>
+  bool detach_with(const call_options& options, A&&... args) {
+    using R = std::decay_t<typename detail::task_traits<Fn>::result>;
+    if (options.timeout && options.timeout->count() <= 0) {
+      (void)expired_call(options, std::string{detail::registered_task<Fn>.name});
+      return false;
+    }
+    const future<R> f = submit_call<Fn>(&options, std::forward<A>(args)...);
+    return static_cast<const detail::remote_state<R>*>(f.state())->seq != 0;
+  }
+
   /// Runs f(args...) in a worker, for a stateless f: a captureless lambda or an empty,
   /// default-constructible function object. The worker builds its own F{} and calls it; `f`
   /// itself is not sent (it has nothing to send). Otherwise as submit<&fn>: the arguments are

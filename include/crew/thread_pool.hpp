@@ -177,27 +177,18 @@ class thread_pool {
          detail::takes_stop_token_v<std::decay_t<F>, std::decay_t<A>...>
              future<detail::task_result_t<F, A...>> submit_with(const call_options& options, F&& f,
                                                                 A&&... args) {
-    using result = detail::task_result_t<F, A...>;
-    if (!options.timeout && options.name.empty()) {
-      return submit(std::forward<F>(f), std::forward<A>(args)...);
-    }
-    if (options.timeout && options.timeout->count() <= 0) {
-      return make_failed_future<result>(expired_call(options));
-    }
-    using call = detail::watched_call<std::decay_t<F>>;
-    auto watch = std::make_unique<detail::call_watch>();
-    detail::call_watch* w = watch.get();
-    w->name = options.name;
-    w->timeout = options.timeout.value_or(std::chrono::nanoseconds{0});
-    w->pool = core_.get();
-    using state = detail::task_state<result, call, std::decay_t<A>...>;
-    auto* task = new state(call{std::forward<F>(f), std::move(watch)}, std::forward<A>(args)...);
-    w->state = task;
-    // A waiter running it itself could not return at the deadline: only workers run it.
-    task->pool_only = w->timeout.count() > 0;
-    future<result> out{detail::state_ptr<detail::shared_state<result>>{task}};
-    submit_node(task);
-    return out;
+    bool accepted = false;
+    return submit_call(options, accepted, std::forward<F>(f), std::forward<A>(args)...);
+  }
+
+  /// What with(options).detach<Fn>(args...) calls: false when the task will never run (the pool
+  /// is closed or full, or the timeout is zero or less).
+  template <auto Fn, class... A>
+  bool detach_with(const call_options& options, A&&... args) {
+    if (!options.timeout && options.name.empty()) return detach<Fn>(std::forward<A>(args)...);
+    bool accepted = false;
+    (void)submit_call(options, accepted, detail::constant_fn<Fn>{}, std::forward<A>(args)...);
+    return accepted;
   }
 
   /// Thread-safe, never blocks. Like submit() without a future: returns false (and drops the
@@ -288,6 +279,36 @@ class thread_pool {
   bool submit_nodes(const std::vector<detail::task_node*>& tasks) noexcept;
   // The error of a call whose timeout is zero or less (counted in stats().timed_out).
   task_error expired_call(const call_options& options) noexcept;
+  // submit_with, saying whether the pool took the task.
+  template <class F, class... A>
+  future<detail::task_result_t<F, A...>> submit_call(const call_options& options, bool& accepted,
+                                                     F&& f, A&&... args) {
+    using result = detail::task_result_t<F, A...>;
+    if (!options.timeout && options.name.empty()) {
+      using state = detail::task_state<result, std::decay_t<F>, std::decay_t<A>...>;
+      auto* task = new state(std::forward<F>(f), std::forward<A>(args)...);
+      future<result> out{detail::state_ptr<detail::shared_state<result>>{task}};
+      accepted = submit_node(task);
+      return out;
+    }
+    if (options.timeout && options.timeout->count() <= 0) {
+      return make_failed_future<result>(expired_call(options));
+    }
+    using call = detail::watched_call<std::decay_t<F>>;
+    auto watch = std::make_unique<detail::call_watch>();
+    detail::call_watch* w = watch.get();
+    w->name = options.name;
+    w->timeout = options.timeout.value_or(std::chrono::nanoseconds{0});
+    w->pool = core_.get();
+    using state = detail::task_state<result, call, std::decay_t<A>...>;
+    auto* task = new state(call{std::forward<F>(f), std::move(watch)}, std::forward<A>(args)...);
+    w->state = task;
+    // A waiter running it itself could not return at the deadline: only workers run it.
+    task->pool_only = w->timeout.count() > 0;
+    future<result> out{detail::state_ptr<detail::shared_state<result>>{task}};
+    accepted = submit_node(task);
+    return out;
+  }
 
   std::shared_ptr<detail::pool_core> core_;
 };

@@ -433,6 +433,22 @@ TYPED_TEST(Contract, ADetachedTaskThatFailsIsCountedInFailed) {
   EXPECT_EQ(s.cancelled, 0U);
 }
 
+TYPED_TEST(Contract, DetachWithOptionsSaysWhetherThePoolTookTheTask) {
+  auto pool = maker<TypeParam>::make(2);
+  static_assert(std::is_same_v<decltype(pool->with({}).template detach<&square>(1)), bool>);
+  EXPECT_TRUE(pool->with({.name = "kept"}).template detach<&square>(2));
+  EXPECT_TRUE(pool->with({.timeout = std::chrono::seconds{30}}).template detach<&square>(3));
+  EXPECT_TRUE(pool->with({}).template detach<&square>(4));
+  EXPECT_FALSE(pool->with({.timeout = std::chrono::nanoseconds{0}}).template detach<&square>(5))
+      << "its time was up before it started: it never runs";
+  pool->wait_idle();
+  EXPECT_EQ(pool->stats().completed, 3U);
+  pool->shutdown();
+  EXPECT_FALSE(pool->with({.name = "late"}).template detach<&square>(6));
+  EXPECT_FALSE(pool->with({}).template detach<&square>(7));
+  EXPECT_EQ(pool->stats().completed, 3U);
+}
+
 TYPED_TEST(Contract, DetachThenShutdownDrainRunsEverything) {
   auto pool = maker<TypeParam>::make(2);
   constexpr unsigned tasks = 200;
