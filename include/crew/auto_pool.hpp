@@ -33,6 +33,7 @@
 #include <variant>
 
 #include "crew/advise.hpp"
+#include "crew/detail/pool_calls.hpp"
 #include "crew/detail/registry.hpp"
 #include "crew/executor.hpp"
 #include "crew/future.hpp"
@@ -53,7 +54,7 @@ struct auto_pool_options {
   start_method start = start_method::forkserver;
 };
 
-class auto_pool {
+class auto_pool : public detail::stateless_calls<auto_pool> {
  public:
   /// Builds the pool `choice` describes: threads → thread_pool(workers); processes →
   /// process_pool(workers); hybrid → hybrid_pool(workers processes × threads_per_worker threads,
@@ -97,20 +98,12 @@ class auto_pool {
         std::forward<A>(args)...);
   }
 
-  /// Runs f(args...) on the held pool, for a stateless f (a captureless lambda or an empty,
-  /// default-constructible function object), even when it holds a thread_pool: see above. A
-  /// callable with state does not compile, with a message saying what to write instead.
-  template <class F, class... A>
-  auto submit(F&& f, A&&... args) -> detail::remote_submit_t<F, A...> {
-    using callable = std::decay_t<F>;
-    (void)f;
-    if constexpr (detail::stateless_callable<callable>) {
-      return submit<detail::stateless_task_v<callable, A...>>(std::forward<A>(args)...);
-    } else {
-      detail::refuse_stateful_callable<callable>();
-      return {};
-    }
-  }
+  /// submit(f, args...) and detach(f, args...) for a stateless f (a captureless lambda or an
+  /// empty, default-constructible function object), from detail::stateless_calls, even when it
+  /// holds a thread_pool: see above. A callable with state does not compile, with a message
+  /// saying what to write instead.
+  using stateless_calls::detach;
+  using stateless_calls::submit;
 
   /// Runs Fn(args...) on the held pool without a future, as its detach does: false when the
   /// pool refused it (it is shut down, or its arguments could not be encoded).
@@ -122,18 +115,6 @@ class auto_pool {
       return (*p)->template detach<Fn>(std::forward<A>(args)...);
     return std::get<std::unique_ptr<hybrid_pool>>(pool_)->template detach<Fn>(
         std::forward<A>(args)...);
-  }
-  /// detach for a stateless callable, as submit(f, args...).
-  template <class F, class... A>
-  auto detach(F&& f, A&&... args) -> detail::remote_detach_t<F> {
-    using callable = std::decay_t<F>;
-    (void)f;
-    if constexpr (detail::stateless_callable<callable>) {
-      return detach<detail::stateless_task_v<callable, A...>>(std::forward<A>(args)...);
-    } else {
-      detail::refuse_stateful_callable<callable>();
-      return {};
-    }
   }
 
   /// Blocks until nothing is queued or running. Thread-safe.

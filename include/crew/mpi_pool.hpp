@@ -53,6 +53,7 @@
 
 #include "crew/call.hpp"
 #include "crew/codec.hpp"
+#include "crew/detail/pool_calls.hpp"
 #include "crew/detail/registry.hpp"
 #include "crew/detail/remote_call.hpp"
 #include "crew/detail/shared_state.hpp"
@@ -178,7 +179,7 @@ struct mpi_submission {
 
 }  // namespace detail
 
-class mpi_pool {
+class mpi_pool : public detail::remote_calls<mpi_pool> {
  public:
   /// Opens the pool on the session's ranks (and spawns options.spawn more). Blocks until every
   /// rank answered. Throws std::logic_error without a live mpi_session on rank 0, or while
@@ -200,83 +201,24 @@ class mpi_pool {
     return submit_call<Fn>(nullptr, std::forward<A>(args)...);
   }
 
-  /// Per-call options (crew/call.hpp): pool.with({.timeout = 1s, .name = "x", .retries = 1})
-  /// .submit<&fn>(args...).
+  /// Also, from detail::remote_calls (crew/detail/pool_calls.hpp): submit(f, args...) and
+  /// detach(f, args...) for a stateless f (each rank builds its own F{}; a callable with state
+  /// does not compile, with a message saying what to write instead); detach<&fn>(args...),
+  /// without a future (its failure counted in stats().failed; false, and the task never runs,
+  /// when the pool refused it: closed, broken or full with on_full = fail, or arguments that
+  /// cannot be encoded); and with(options), per-call options (crew/call.hpp):
   ///  - timeout: a task with one is sent only to a rank with an idle task thread (never queued
-  ///    behind another task there), and its time counts from that moment. A rank cannot be
-  ///    stopped from rank 0: at the deadline the future fails timed_out (the message says the
-  ///    task runs on), the rank runs the task to its end, and its result is dropped;
-  ///    stats().timed_out counts these. Zero or less: the task never runs, its future holds
-  ///    timed_out at once.
+  ///    behind another task there; tasks behind it on rank 0 wait too), and its time counts
+  ///    from that moment. A rank cannot be stopped from rank 0: at the deadline the future fails
+  ///    timed_out (the message says the task runs on), the rank runs the task to its end, and
+  ///    its result is dropped; stats().timed_out counts these. Zero or less: the task never
+  ///    runs, its future holds timed_out at once.
   ///  - name: replaces the function's name in the task's errors.
   ///  - retries: when the task's rank dies while it holds the task (only survivable under
   ///    `mpirun --enable-recovery`), the task is sent to another rank up to this many times
   ///    before its future fails crashed. The pool keeps a copy of its arguments meanwhile.
-  [[nodiscard]] call_with<mpi_pool> with(call_options options) {
-    return call_with<mpi_pool>{*this, std::move(options)};
-  }
-
-  /// What with(options).submit<Fn>(args...) calls.
-  template <auto Fn, class... A>
-  auto submit_with(const call_options& options, A&&... args)
-      -> future<std::decay_t<typename detail::task_traits<Fn>::result>> {
-    using R = std::decay_t<typename detail::task_traits<Fn>::result>;
-    if (options.timeout && options.timeout->count() <= 0) {
-      return make_failed_future<R>(
-          expired_call(options, std::string{detail::registered_task<Fn>.name}));
-    }
-    return submit_call<Fn>(&options, std::forward<A>(args)...);
-  }
-
-  /// What with(options).detach<Fn>(args...) calls: false when the task will never run.
-  template <auto Fn, class... A>
-  bool detach_with(const call_options& options, A&&... args) {
-    using R = std::decay_t<typename detail::task_traits<Fn>::result>;
-    if (options.timeout && options.timeout->count() <= 0) {
-      (void)expired_call(options, std::string{detail::registered_task<Fn>.name});
-      return false;
-    }
-    const future<R> f = submit_call<Fn>(&options, std::forward<A>(args)...);
-    return static_cast<const detail::mpi_state<R>*>(f.state())->accepted;
-  }
-
-  /// Runs f(args...) on a rank, for a stateless f (a captureless lambda or an empty,
-  /// default-constructible function object): each rank builds its own F{}; only the arguments
-  /// travel. A callable with state does not compile, with a message saying what to write
-  /// instead. Otherwise as submit<&fn>.
-  template <class F, class... A>
-  auto submit(F&& f, A&&... args) -> detail::remote_submit_t<F, A...> {
-    using callable = std::decay_t<F>;
-    (void)f;
-    if constexpr (detail::stateless_callable<callable>) {
-      return submit<detail::stateless_task_v<callable, A...>>(std::forward<A>(args)...);
-    } else {
-      detail::refuse_stateful_callable<callable>();
-      return {};
-    }
-  }
-
-  /// Runs Fn(args...) on a rank without a future; its failure is counted in stats().failed.
-  /// Returns false, and the task never runs, when the pool refused it: it is shut down (or
-  /// broken), or the arguments could not be encoded.
-  template <auto Fn, class... A>
-  bool detach(A&&... args) {
-    using R = std::decay_t<typename detail::task_traits<Fn>::result>;
-    const future<R> f = submit<Fn>(std::forward<A>(args)...);
-    return static_cast<const detail::mpi_state<R>*>(f.state())->accepted;
-  }
-  /// detach for a stateless callable, as submit(f, args...).
-  template <class F, class... A>
-  auto detach(F&& f, A&&... args) -> detail::remote_detach_t<F> {
-    using callable = std::decay_t<F>;
-    (void)f;
-    if constexpr (detail::stateless_callable<callable>) {
-      return detach<detail::stateless_task_v<callable, A...>>(std::forward<A>(args)...);
-    } else {
-      detail::refuse_stateful_callable<callable>();
-      return {};
-    }
-  }
+  using remote_calls::detach;
+  using remote_calls::submit;
 
   /// Blocks until nothing is queued or running. Thread-safe.
   void wait_idle();
@@ -307,6 +249,11 @@ class mpi_pool {
   [[nodiscard]] std::vector<int> ranks() const;
 
  private:
+  friend class detail::remote_calls<mpi_pool>;
+  template <class R>
+  static bool accepted(const future<R>& f) noexcept {
+    return static_cast<const detail::mpi_state<R>*>(f.state())->accepted;
+  }
   template <auto Fn, class... A>
   auto submit_call(const call_options* options, A&&... args)
       -> future<std::decay_t<typename detail::task_traits<Fn>::result>> {

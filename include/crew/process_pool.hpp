@@ -38,6 +38,7 @@
 
 #include "crew/call.hpp"
 #include "crew/codec.hpp"
+#include "crew/detail/pool_calls.hpp"
 #include "crew/detail/registry.hpp"
 #include "crew/detail/remote_call.hpp"
 #include "crew/detail/shared_state.hpp"
@@ -176,7 +177,7 @@ struct submission {
 namespace detail {
 
 /// What process_pool and hybrid_pool share: everything but how they are built.
-class remote_pool {
+class remote_pool : public remote_calls<remote_pool> {
  public:
   remote_pool(const remote_pool&) = delete;
   remote_pool& operator=(const remote_pool&) = delete;
@@ -191,76 +192,21 @@ class remote_pool {
     return submit_call<Fn>(nullptr, std::forward<A>(args)...);
   }
 
-  /// Per-call options (crew/call.hpp): pool.with({.timeout = 1s, .name = "x", .retries = 2})
-  /// .submit<&fn>(args...). The timeout is enforced like task_timeout (the worker is stopped,
-  /// the future holds timed_out) and counts from the task's start; zero or less: the task never
-  /// runs and its future holds timed_out at once. The name replaces the function's in errors.
-  [[nodiscard]] call_with<remote_pool> with(call_options options) {
-    return call_with<remote_pool>{*this, std::move(options)};
-  }
-
-  /// What with(options).submit<Fn>(args...) calls.
-  template <auto Fn, class... A>
-  auto submit_with(const call_options& options, A&&... args)
-      -> future<std::decay_t<typename detail::task_traits<Fn>::result>> {
-    using R = std::decay_t<typename detail::task_traits<Fn>::result>;
-    if (options.timeout && options.timeout->count() <= 0) {
-      return make_failed_future<R>(
-          expired_call(options, std::string{detail::registered_task<Fn>.name}));
-    }
-    return submit_call<Fn>(&options, std::forward<A>(args)...);
-  }
-
-  /// What with(options).detach<Fn>(args...) calls: false when the task will never run.
-  template <auto Fn, class... A>
-  bool detach_with(const call_options& options, A&&... args) {
-    using R = std::decay_t<typename detail::task_traits<Fn>::result>;
-    if (options.timeout && options.timeout->count() <= 0) {
-      (void)expired_call(options, std::string{detail::registered_task<Fn>.name});
-      return false;
-    }
-    const future<R> f = submit_call<Fn>(&options, std::forward<A>(args)...);
-    return static_cast<const detail::remote_state<R>*>(f.state())->seq != 0;
-  }
-
-  /// Runs f(args...) in a worker, for a stateless f: a captureless lambda or an empty,
-  /// default-constructible function object. The worker builds its own F{} and calls it; `f`
-  /// itself is not sent (it has nothing to send). Otherwise as submit<&fn>: the arguments are
-  /// converted to f's parameter types (a generic lambda: their decayed types) and encoded now. A
-  /// callable with state does not compile, with a message saying what to write instead.
-  template <class F, class... A>
-  auto submit(F&& f, A&&... args) -> detail::remote_submit_t<F, A...> {
-    using callable = std::decay_t<F>;
-    (void)f;
-    if constexpr (detail::stateless_callable<callable>) {
-      return submit<detail::stateless_task_v<callable, A...>>(std::forward<A>(args)...);
-    } else {
-      detail::refuse_stateful_callable<callable>();
-      return {};
-    }
-  }
-
-  /// Runs Fn(args...) in a worker without a future; its failure is counted in stats().failed.
-  /// Returns false, and the task never runs, when the pool refused it: it is shut down (or
-  /// broken: no worker can start), or the arguments could not be encoded.
-  template <auto Fn, class... A>
-  bool detach(A&&... args) {
-    using R = std::decay_t<typename detail::task_traits<Fn>::result>;
-    const future<R> f = submit<Fn>(std::forward<A>(args)...);
-    return static_cast<const detail::remote_state<R>*>(f.state())->seq != 0;
-  }
-  /// detach for a stateless callable, as submit(f, args...).
-  template <class F, class... A>
-  auto detach(F&& f, A&&... args) -> detail::remote_detach_t<F> {
-    using callable = std::decay_t<F>;
-    (void)f;
-    if constexpr (detail::stateless_callable<callable>) {
-      return detach<detail::stateless_task_v<callable, A...>>(std::forward<A>(args)...);
-    } else {
-      detail::refuse_stateful_callable<callable>();
-      return {};
-    }
-  }
+  /// Also, from detail::remote_calls (crew/detail/pool_calls.hpp):
+  ///  - submit(f, args...) / detach(f, args...) for a stateless f (a captureless lambda or an
+  ///    empty, default-constructible function object): the worker builds its own F{} and calls
+  ///    it; only the arguments travel, converted to f's parameter types (a generic lambda: their
+  ///    decayed types). A callable with state does not compile, with a message saying what to
+  ///    write instead.
+  ///  - detach<&fn>(args...): without a future; its failure is counted in stats().failed. False,
+  ///    and the task never runs, when the pool refused it: it is shut down, broken (no worker
+  ///    can start) or full (on_full = fail), or the arguments could not be encoded.
+  ///  - with(options): per-call options (crew/call.hpp). The timeout is enforced like
+  ///    task_timeout (the worker is stopped, the future holds timed_out) and counts from the
+  ///    task's start; zero or less: the task never runs and its future holds timed_out at once.
+  ///    The name replaces the function's in errors; retries as the pool's `retries`.
+  using remote_calls::detach;
+  using remote_calls::submit;
 
   /// Blocks until nothing is queued or running. Thread-safe.
   void wait_idle();
@@ -328,6 +274,11 @@ class remote_pool {
   remote_pool(const process_pool_options& options, std::size_t threads_per_process);
 
  private:
+  friend class remote_calls<remote_pool>;
+  template <class R>
+  static bool accepted(const future<R>& f) noexcept {
+    return static_cast<const detail::remote_state<R>*>(f.state())->seq != 0;
+  }
   std::uint64_t enqueue(detail::submission job);
   task_error expired_call(const call_options& options, std::string function) noexcept;
 
