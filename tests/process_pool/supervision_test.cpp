@@ -667,7 +667,12 @@ TEST(Supervision, MemoryLimitCountsWhatTheWorkerAddsNotItsParentsPages) {
     auto small = pool.submit<&square>(4).result();
     ASSERT_TRUE(small) << small.error().what();
     EXPECT_EQ(*small, 16);
-    auto modest = pool.submit<&hogs_mib>(32, 50).result();
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+    constexpr std::size_t modest_mib = 8;  // the sanitizer's shadow memory adds ~3 times as much
+#else
+    constexpr std::size_t modest_mib = 32;
+#endif
+    auto modest = pool.submit<&hogs_mib>(modest_mib, 50).result();
     ASSERT_TRUE(modest) << modest.error().what();
 
     auto hog = pool.submit<&hogs_mib>(256, 20'000).result();
