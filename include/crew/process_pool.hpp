@@ -71,8 +71,10 @@ struct process_pool_options {
   /// Zero: no limit.
   std::chrono::milliseconds task_timeout{0};
   std::chrono::milliseconds kill_grace{200};
-  /// Resident memory (bytes) a worker may use; past it the worker is killed: out_of_memory.
-  /// Zero: no limit. Checked by sampling, every millisecond or so while tasks run.
+  /// Resident memory (bytes) a worker may add to what it started with (before its initializer:
+  /// for a forked worker, the parent's pages it shares); past it the worker is killed:
+  /// out_of_memory, whose peak_memory() is the most it added. Zero: no limit. Checked by
+  /// sampling, every 2 ms or so while tasks run. docs/process_pool.md, "How memory_limit counts".
   std::size_t memory_limit = 0;
   /// Recycle a worker after this many tasks (for leaky libraries). Zero: never.
   std::size_t max_tasks_per_worker = 0;
@@ -113,8 +115,8 @@ struct process_pool_stats : pool_stats {
   std::size_t timeouts = 0;        ///< workers stopped for a task past task_timeout
   std::size_t start_failures = 0;  ///< workers that died or were stopped before serving
   std::size_t rejected = 0;        ///< submissions refused with queue_full (on_full = fail)
-  /// No worker could be started (e.g. the initializer always fails): queued and later tasks
-  /// fail as worker_lost with the reason.
+  /// No worker could be started (e.g. the initializer always fails, or descriptors ran out for
+  /// more than 5 s): queued and later tasks fail as worker_lost with the reason.
   bool broken = false;
 };
 

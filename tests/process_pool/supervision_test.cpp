@@ -13,6 +13,8 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <future>
+#include <optional>
 #include <random>
 #include <stdexcept>
 #include <string>
@@ -469,6 +471,10 @@ class descriptors_exhausted {
     rlimit low = saved_;
     low.rlim_cur = std::min<rlim_t>(saved_.rlim_cur, 512);
     setrlimit(RLIMIT_NOFILE, &low);
+    take_more();
+  }
+  /// Takes the descriptors that were closed since (a dead worker's, say).
+  void take_more() {
     for (;;) {
       const int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
       if (fd < 0) break;
@@ -525,8 +531,168 @@ TEST(Supervision, OutOfDescriptorsFailsOnlyTheLargeMessagesAndBlamesNoWorker) {
   EXPECT_EQ(pool.submit<&filled>(std::size_t{2} << 20).get().size(), std::size_t{2} << 20);
 }
 
+/// Stops every worker of `pool` with SIGKILL.
+void kill_workers(const process_pool& pool) {
+  for (int pid : pool.worker_pids()) kill(pid, SIGKILL);
+}
+
+/// Waits (at most `limit`) until `pool` has counted at least `count` failed starts, taking the
+/// descriptors that its dead workers give back meanwhile.
+bool start_failures_reach(const process_pool& pool, descriptors_exhausted& full, std::size_t count,
+                          std::chrono::seconds limit = 30s) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  while (pool.stats().start_failures < count) {
+    if (std::chrono::steady_clock::now() > deadline || pool.stats().broken) return false;
+    full.take_more();
+    std::this_thread::sleep_for(5ms);
+  }
+  return true;
+}
+
+// A replacement worker that cannot be started because this process is out of descriptors is
+// tried again until it can: the tasks wait, and run once descriptors are back. (Three failed
+// starts used to break the pool for good, in about 70 ms.) One worker: a dead worker gives back
+// three descriptors and a start needs five, so no start can succeed before the test takes them.
+TEST(Supervision, AShortageOfDescriptorsAtStartIsWaitedOut) {
+#if defined(__SANITIZE_ADDRESS__)
+  GTEST_SKIP() << "the sanitizer runtime needs descriptors of its own";
+#endif
+  for (const auto start : {crew::start_method::forkserver, crew::start_method::fork}) {
+    SCOPED_TRACE(start == crew::start_method::fork ? "fork" : "forkserver");
+    auto o = opts(1);
+    o.start = start;
+    process_pool pool{o};
+    ASSERT_EQ(pool.submit<&square>(3).get(), 9);
+    std::vector<crew::future<int>> waiting;
+    {
+      descriptors_exhausted full;
+      ASSERT_TRUE(full.holding());
+      kill_workers(pool);
+      // More failed starts than used to break the pool (10 + 20 + 40 ms of backoff), and at
+      // least ~300 ms of shortage.
+      ASSERT_TRUE(start_failures_reach(pool, full, 5))
+          << "start failures " << pool.stats().start_failures;
+      for (int i = 0; i < 6; ++i) waiting.push_back(pool.submit<&square>(i));
+      EXPECT_FALSE(pool.stats().broken);
+      EXPECT_EQ(pool.stats().workers, 0U);
+      EXPECT_EQ(waiting.front().wait_for(0s), std::future_status::timeout);
+    }
+    for (int i = 0; i < 6; ++i) {
+      ASSERT_EQ(waiting[i].wait_for(30s), std::future_status::ready) << i;
+      auto r = waiting[i].result();
+      ASSERT_TRUE(r) << r.error().what();
+      EXPECT_EQ(*r, i * i);
+    }
+    EXPECT_FALSE(pool.stats().broken);
+    EXPECT_EQ(pool.submit<&square>(7).get(), 49);
+  }
+}
+
+// A shortage that lasts past the retry limit (5 s) breaks the pool, naming the cause; what was
+// queued fails with it, and so does what comes later.
+TEST(Supervision, AShortageOfDescriptorsThatLastsBreaksThePoolWithItsCause) {
+#if defined(__SANITIZE_ADDRESS__)
+  GTEST_SKIP() << "the sanitizer runtime needs descriptors of its own";
+#endif
+  process_pool pool{opts(1)};
+  ASSERT_EQ(pool.submit<&square>(3).get(), 9);
+  std::optional<crew::outcome<int>> queued;
+  std::optional<crew::outcome<int>> later;
+  std::chrono::steady_clock::duration waited{};
+  {
+    descriptors_exhausted full;
+    ASSERT_TRUE(full.holding());
+    const auto killed = std::chrono::steady_clock::now();
+    kill_workers(pool);
+    auto f = pool.submit<&square>(5);
+    ASSERT_EQ(f.wait_for(60s), std::future_status::ready);
+    waited = std::chrono::steady_clock::now() - killed;
+    queued.emplace(f.result());
+    later.emplace(pool.submit<&square>(6).result());
+  }
+  EXPECT_GE(waited, 4500ms) << "retried for the whole limit first";
+  ASSERT_FALSE(*queued);
+  EXPECT_EQ(queued->error().kind(), error_kind::worker_lost);
+  const std::string what = queued->error().what();
+  EXPECT_NE(what.find("Too many open files"), std::string::npos) << what;
+  EXPECT_NE(what.find("for want of descriptors"), std::string::npos) << what;
+  ASSERT_FALSE(*later);
+  EXPECT_EQ(later->error().kind(), error_kind::worker_lost);
+  EXPECT_TRUE(pool.stats().broken);
+  // Broken is final: descriptors back or not.
+  auto after = pool.submit<&square>(7).result();
+  ASSERT_FALSE(after);
+  EXPECT_EQ(after.error().kind(), error_kind::worker_lost);
+}
+
+// A persistent failure is not mistaken for a shortage: a throwing initializer still breaks the
+// pool after three attempts per worker, well before the shortage limit.
+TEST(Supervision, AThrowingInitializerBreaksThePoolWithoutTheShortageWait) {
+  auto o = opts(2);
+  o.initializer = crew::task<&throws_at_start>;
+  const auto start = std::chrono::steady_clock::now();
+  process_pool pool{o};
+  auto r = pool.submit<&square>(2).result();
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().kind(), error_kind::worker_lost);
+  EXPECT_NE(std::string{r.error().what()}.find("3 attempts each"), std::string::npos)
+      << r.error().what();
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 4s);
+}
+
 // --- limits
 // ---------------------------------------------------------------------------------------
+
+/// Resident pages of this process while alive: a big parent.
+class parent_pages {
+ public:
+  explicit parent_pages(std::size_t mib) : block_(mib << 20) {
+    for (std::size_t i = 0; i < block_.size(); i += 4096) block_[i] = 1;
+  }
+
+ private:
+  std::vector<char> block_;
+};
+
+// memory_limit counts what a worker adds to what it started with: a forked worker starts with
+// every resident page of its parent (shared until written), which is not its tasks' doing.
+TEST(Supervision, MemoryLimitCountsWhatTheWorkerAddsNotItsParentsPages) {
+  const parent_pages big{300};
+  for (const auto start : {crew::start_method::fork, crew::start_method::forkserver}) {
+    SCOPED_TRACE(start == crew::start_method::fork ? "fork" : "forkserver");
+    auto o = opts(1);
+    o.start = start;
+    o.memory_limit = std::size_t{128} << 20;
+    process_pool pool{o};
+    auto small = pool.submit<&square>(4).result();
+    ASSERT_TRUE(small) << small.error().what();
+    EXPECT_EQ(*small, 16);
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+    constexpr std::size_t modest_mib = 8;  // the sanitizer's shadow memory adds ~3 times as much
+#else
+    constexpr std::size_t modest_mib = 32;
+#endif
+    auto modest = pool.submit<&hogs_mib>(modest_mib, 50).result();
+    ASSERT_TRUE(modest) << modest.error().what();
+
+    auto hog = pool.submit<&hogs_mib>(256, 20'000).result();
+    ASSERT_FALSE(hog);
+    EXPECT_EQ(hog.error().kind(), error_kind::out_of_memory) << hog.error().what();
+    // The peak is what was measured against the limit: past it, and nowhere near the parent's
+    // 300 MiB on top of the task's 256.
+    EXPECT_GT(hog.error().peak_memory(), o.memory_limit) << hog.error().what();
+    EXPECT_LT(hog.error().peak_memory(), std::size_t{256 + 40} << 20) << hog.error().what();
+    const std::string what = hog.error().what();
+    EXPECT_NE(what.find("over the"), std::string::npos) << what;
+    EXPECT_NE(what.find("started with"), std::string::npos) << what;
+
+    // The replacement starts as big as the first did, and is measured the same way.
+    auto again = pool.submit<&square>(5).result();
+    ASSERT_TRUE(again) << again.error().what();
+    EXPECT_EQ(*again, 25);
+    EXPECT_EQ(pool.stats().restarts, 1U);
+  }
+}
 
 // A task over its memory limit is stopped for its memory, not later for its time, on every start
 // method, with several workers and recycling (found by the soak on spawn pools).

@@ -79,15 +79,6 @@ int load_factor() {
   return std::max(1, static_cast<int>(std::ceil(load / cores)));
 }
 
-/// This process's resident bytes: a forked worker starts with all of them resident (shared with
-/// this process until written), and its memory limit counts them.
-std::size_t own_resident_bytes() {
-  std::size_t pages = 0;
-  std::size_t resident = 0;
-  std::ifstream{"/proc/self/statm"} >> pages >> resident;
-  return resident * static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
-}
-
 // --- options ------------------------------------------------------------------------------
 
 struct options {
@@ -821,9 +812,6 @@ class planner {
     s.kill_grace = std::chrono::milliseconds{between(50, 200)};
     s.memory_limit =
         (std::size_t{static_cast<std::size_t>(between(64, 128))} << 20) * memory_factor;
-    if (spec_.isolates() && spec_.start == crew::start_method::fork) {
-      s.memory_limit += own_resident_bytes();
-    }
     s.max_tasks = chance(0.4) ? static_cast<std::size_t>(between(1, 40)) : 0;
     static const std::size_t depths[] = {0, 0, 1, 2, 4, 16};
     s.pipeline = depths[between(0, 5)];

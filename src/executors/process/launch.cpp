@@ -69,10 +69,17 @@ launch_state& state() {
   return s;
 }
 
-int open_pidfd(pid_t pid) {
-  const int fd = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
-  if (fd < 0) throw_errno("pidfd_open");
-  return fd;
+/// A pidfd for `child`, a child of this process. When none can be had (no descriptor left), the
+/// child is killed and reaped before the error is thrown: nobody could watch it.
+int open_pidfd(pid_t child) {
+  const int fd = static_cast<int>(syscall(SYS_pidfd_open, child, 0));
+  if (fd >= 0) return fd;
+  const int error = errno;
+  kill(child, SIGKILL);
+  while (waitpid(child, nullptr, 0) < 0 && errno == EINTR) {
+  }
+  errno = error;
+  throw_errno("pidfd_open");
 }
 
 /// In a new worker, right after fork: die with the thread that forked it, and check that the
@@ -475,24 +482,29 @@ launched_worker launch_from_server(int stderr_write, const worker_config& config
     }
     launched_worker out;
     out.pid = answer.pid;
-    const int fd = static_cast<int>(syscall(SYS_pidfd_open, answer.pid, 0));
-    if (fd < 0 && errno == ESRCH) {
-      // The worker ended (and the server reaped it) before we could watch it: an initializer
-      // that exits at once, say. Its status is on its way from the server; say what it was.
+    // Its status, which the server sends once it has reaped it.
+    const auto exit_status = [&s](pid_t pid) {
       int status = -1;
-      if (auto it = s.exit_status.find(answer.pid); it != s.exit_status.end()) {
+      if (auto it = s.exit_status.find(pid); it != s.exit_status.end()) {
         status = it->second;
         s.exit_status.erase(it);
       } else {
         (void)read_replies(
             [&](const server_reply& r) {
-              if (r.kind != exited || r.pid != answer.pid) return false;
+              if (r.kind != exited || r.pid != pid) return false;
               status = r.status;
-              s.exit_status.erase(answer.pid);
+              s.exit_status.erase(pid);
               return true;
             },
             std::chrono::seconds{5});
       }
+      return status;
+    };
+    const int fd = static_cast<int>(syscall(SYS_pidfd_open, answer.pid, 0));
+    if (fd < 0 && errno == ESRCH) {
+      // The worker ended (and the server reaped it) before we could watch it: an initializer
+      // that exits at once, say. Its status is on its way from the server; say what it was.
+      const int status = exit_status(answer.pid);
       std::string how = "ended";
       if (status >= 0 && WIFEXITED(status)) {
         how = "exited with code " + std::to_string(WEXITSTATUS(status));
@@ -502,7 +514,14 @@ launched_worker launch_from_server(int stderr_write, const worker_config& config
       throw worker_ended_at_start("worker " + std::to_string(answer.pid) + " " + how +
                                   " as soon as it started");
     }
-    if (fd < 0) throw_errno("pidfd_open");
+    if (fd < 0) {
+      // No descriptor to watch it with: nobody could, so it goes (the server reaps it).
+      const int error = errno;
+      kill(answer.pid, SIGKILL);
+      (void)exit_status(answer.pid);
+      errno = error;
+      throw_errno("pidfd_open");
+    }
     out.pidfd.reset(fd);
     return out;
   }

@@ -86,12 +86,19 @@ struct worker_process {
   std::uint64_t generation = 0;
   clock::time_point launched{};
   clock::time_point restart_at{};  // when down: the next start attempt
-  unsigned failed_starts = 0;      // consecutive
+  unsigned failed_starts = 0;      // consecutive, not counting those for want of a resource
+  // Starts that failed for want of a resource (EMFILE, ENFILE, ENOMEM, EAGAIN) in a row, and
+  // since when: retried until supervisor.cpp's transient_start_limit has passed.
+  unsigned short_starts = 0;
+  clock::time_point short_since{};
   std::string last_start_error;
   // Why it is being stopped, and for which task.
   remote::stop_reason reason = remote::stop_reason::none;
   std::uint64_t stopped_for = 0;
-  std::size_t peak_memory = 0;
+  std::size_t peak_memory = 0;  // over start_memory, when stopped for its memory
+  // Resident bytes it started with (for a forked worker, the parent's pages it shares), which
+  // memory_limit does not count; known once it is ready.
+  std::size_t start_memory = 0;
   bool term_pending = false;
   clock::time_point term_sent{};
   // Per lane: the task being run, since when, and its timeout (0: none), for timeouts.
@@ -162,7 +169,10 @@ class process_pool_core {
   void request_stop(std::size_t lane, remote::stop_reason reason, std::uint64_t seq);
   void launch(process::worker_process& process, bool replacement);
   void handle_death(process::worker_process& process);
-  void after_start_failure(process::worker_process& process, const std::string& why);
+  /// `short_of_resource`: the start failed for want of descriptors, memory or processes, which
+  /// may be back soon; such failures are retried for a while before they count.
+  void after_start_failure(process::worker_process& process, const std::string& why,
+                           bool short_of_resource = false);
   /// Why launching `process` threw (what the worker said, if it said anything); forgets its
   /// lanes' channels.
   std::string launch_failure(process::worker_process& process, const std::exception& e);

@@ -1,5 +1,6 @@
 #include "executors/process/proc.hpp"
 
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <fstream>
@@ -12,6 +13,27 @@ std::size_t resident_bytes(pid_t pid) {
   std::size_t resident = 0;
   statm >> pages >> resident;
   return resident * static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
+}
+
+std::size_t own_resident_bytes() noexcept {
+  const int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 0;
+  char text[128];
+  const ssize_t n = read(fd, text, sizeof text - 1);
+  close(fd);
+  if (n <= 0) return 0;
+  // "size resident shared text lib data dt", in pages: the second field.
+  std::size_t field = 0;
+  std::size_t pages = 0;
+  for (ssize_t i = 0; i < n; ++i) {
+    const char c = text[i];
+    if (c == ' ') {
+      if (++field > 1) break;
+    } else if (field == 1 && c >= '0' && c <= '9') {
+      pages = pages * 10 + static_cast<std::size_t>(c - '0');
+    }
+  }
+  return pages * static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
 }
 
 std::size_t peak_resident_bytes(pid_t pid) {

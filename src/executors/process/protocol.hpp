@@ -55,8 +55,8 @@ enum class claim_state : std::uint32_t { queued = 0, started = 1, cancelled = 2 
 inline constexpr std::size_t claim_slots = 256;
 
 /// Shared by the parent and one worker thread. The worker writes running_seq, started_ns, ready,
-/// fault_signal and start_error, and moves claim words from queued to started; the parent reads
-/// all of it as untrusted input.
+/// fault_signal, start_error and start_resident, and moves claim words from queued to started; the
+/// parent reads all of it as untrusted input.
 struct alignas(128) slot_control {
   std::atomic<std::uint64_t> running_seq;  ///< task being run, 0 between tasks
   std::atomic<std::uint64_t> started_ns;   ///< CLOCK_MONOTONIC when it started
@@ -67,6 +67,10 @@ struct alignas(128) slot_control {
   /// Why the worker could not start (initializer threw, ...), NUL-terminated; written before
   /// the worker exits, read by the parent after it died.
   char start_error[240];
+  /// The worker's resident bytes when it began, before its initializer (slot 0 of a process
+  /// only; 0: unknown): what a forked worker shares with its parent, which memory_limit does not
+  /// count. Written before `ready`.
+  std::atomic<std::uint64_t> start_resident;
   alignas(64) std::atomic<std::uint32_t> claims[claim_slots];
 };
 

@@ -3,7 +3,9 @@
 // reaping. It starts workers (so PR_SET_PDEATHSIG binds them to a thread that lives as long as
 // the pool), watches their start deadline, task timeouts and memory, stops them (their whole
 // process group), settles what a dead worker held with the scheduler, and restarts them with
-// backoff — or declares the pool broken when no worker can start at all.
+// backoff — or declares the pool broken when no worker can start at all. A start that fails for
+// want of a resource (descriptors, memory, processes) is retried for a while before it counts:
+// such a shortage is often over in a moment, and a broken pool stays broken.
 //
 // It never holds the scheduler's lock while it forks, waits or reads a pipe; it takes a lane's
 // `reading` flag to collect the last results of a dead worker before settling its lane.
@@ -19,6 +21,7 @@
 #include <ctime>
 #include <functional>
 #include <string>
+#include <system_error>
 #include <thread>
 #include <vector>
 
@@ -47,6 +50,23 @@ std::uint64_t make_tag(std::uint64_t kind, std::size_t index, std::uint64_t gene
 constexpr unsigned max_start_attempts = 3;
 constexpr auto first_backoff = std::chrono::milliseconds{10};
 constexpr auto longest_backoff = std::chrono::milliseconds{1000};
+// A start that fails for want of a resource is retried, with the same backoff but at most
+// `shortage_backoff` apart (so that tasks go on soon after the resource is back), for this
+// long; past it, the failure counts as any other and can break the pool. Documented in
+// docs/process_pool.md.
+constexpr auto transient_start_limit = std::chrono::seconds{5};
+constexpr auto shortage_backoff = std::chrono::milliseconds{200};
+
+/// Whether a start failed for want of something the system may have again soon: descriptors
+/// (EMFILE, ENFILE), memory (ENOMEM) or processes (EAGAIN from fork).
+bool short_of_resource(const std::exception& e) noexcept {
+  const auto* error = dynamic_cast<const std::system_error*>(&e);
+  if (error == nullptr) return false;
+  const std::error_code code = error->code();
+  return code == std::errc::too_many_files_open ||
+         code == std::errc::too_many_files_open_in_system || code == std::errc::not_enough_memory ||
+         code == std::errc::resource_unavailable_try_again;
+}
 
 void signal_group(pid_t leader, int pidfd, int signal) noexcept {
   // The group goes first: a task's helpers must not outlive the worker they belong to. The
@@ -161,6 +181,7 @@ void process_pool_core::launch(worker_process& p, bool replacement) {
   p.reason = stop_reason::none;
   p.stopped_for = 0;
   p.peak_memory = 0;
+  p.start_memory = 0;
   p.term_pending = false;
   p.stderr_tail.clear();
   std::fill(p.watched_seq.begin(), p.watched_seq.end(), 0);
@@ -201,21 +222,43 @@ std::string process_pool_core::launch_failure(worker_process& p, const std::exce
   return why;
 }
 
-void process_pool_core::after_start_failure(worker_process& p, const std::string& why) {
+void process_pool_core::after_start_failure(worker_process& p, const std::string& why,
+                                            bool short_of_resource) {
+  const auto now = clock::now();
   p.state = worker_process::phase::down;
   p.last_start_error = why;
-  ++p.failed_starts;
   scheduler_.count_start_failure();
-  auto backoff = first_backoff * (1U << std::min(p.failed_starts - 1, 7U));
-  p.restart_at = clock::now() + std::min<clock::duration>(backoff, longest_backoff);
-  const bool all_failing = std::all_of(processes_.begin(), processes_.end(), [](const auto& q) {
-    return q.state == worker_process::phase::down && q.failed_starts >= max_start_attempts;
-  });
-  if (all_failing && !scheduler_.broken()) {
-    scheduler_.set_broken(std::string{threads_ > 1 ? "crew::hybrid_pool" : "crew::process_pool"} +
-                          ": no worker could be started (" + std::to_string(max_start_attempts) +
-                          " attempts each); the last one " + why);
+  clock::duration backoff{};
+  if (short_of_resource) {
+    if (p.short_starts++ == 0) p.short_since = now;
+    backoff = std::min<clock::duration>(first_backoff * (1U << std::min(p.short_starts - 1, 7U)),
+                                        shortage_backoff);
+  } else {
+    ++p.failed_starts;
+    backoff = std::min<clock::duration>(first_backoff * (1U << std::min(p.failed_starts - 1, 7U)),
+                                        longest_backoff);
   }
+  p.restart_at = now + backoff;
+  // A worker is given up on after max_start_attempts failures of its own, or a shortage that
+  // lasted transient_start_limit; the pool, when every worker is.
+  const auto given_up = [now](const worker_process& q) {
+    return q.state == worker_process::phase::down &&
+           (q.failed_starts >= max_start_attempts ||
+            (q.short_starts > 0 && now - q.short_since >= transient_start_limit));
+  };
+  if (!std::all_of(processes_.begin(), processes_.end(), given_up) || scheduler_.broken()) return;
+  std::string cause;
+  if (short_of_resource) {
+    cause = "for " +
+            std::to_string(
+                std::chrono::duration_cast<std::chrono::seconds>(transient_start_limit).count()) +
+            " s, for want of descriptors, memory or processes (" + std::to_string(p.short_starts) +
+            " attempts)";
+  } else {
+    cause = "(" + std::to_string(max_start_attempts) + " attempts each)";
+  }
+  scheduler_.set_broken(std::string{threads_ > 1 ? "crew::hybrid_pool" : "crew::process_pool"} +
+                        ": no worker could be started " + cause + "; the last one " + why);
 }
 
 void process_pool_core::drain_stderr(worker_process& p) {
@@ -272,6 +315,7 @@ void process_pool_core::handle_death(worker_process& p) {
     end.reason = p.reason;
     end.stopped_for = p.stopped_for;
     end.peak_memory = p.peak_memory;
+    end.start_memory = p.start_memory;
     if (culprit < lanes.size()) {
       if (culprit == t) {
         end.fault_signal = culprit_signal;
@@ -329,7 +373,7 @@ void process_pool_core::supervise(clock::time_point now) {
       try {
         launch(p, /*replacement=*/true);
       } catch (const std::exception& e) {
-        after_start_failure(p, launch_failure(p, e));
+        after_start_failure(p, launch_failure(p, e), short_of_resource(e));
       }
       continue;
     }
@@ -345,6 +389,16 @@ void process_pool_core::supervise(clock::time_point now) {
       if (all_ready) {
         p.state = phase::ready;
         p.failed_starts = 0;
+        p.short_starts = 0;
+        if (options_.memory_limit > 0) {
+          // What it says it started with, but never more than it holds now (it is untrusted).
+          const std::size_t said = static_cast<std::size_t>(
+              lanes_of(p).front().control->start_resident.load(std::memory_order_acquire));
+          const std::size_t now_resident = process::resident_bytes(p.pid);
+          p.start_memory = said == 0           ? now_resident
+                           : now_resident == 0 ? said
+                                               : std::min(said, now_resident);
+        }
       } else if (options_.start_timeout.count() > 0 && now - p.launched > options_.start_timeout &&
                  p.reason == stop_reason::none) {
         stop_process(p, stop_reason::timed_out, 0, 0, SIGKILL);
@@ -354,15 +408,17 @@ void process_pool_core::supervise(clock::time_point now) {
     if (p.reason != stop_reason::none) continue;  // being stopped already
     // Memory first: a task over both limits when this look comes (a late look on a busy
     // machine) is stopped for its memory, the harder fact and the likely cause of its slowness.
+    // What the worker added to what it started with: a forked worker starts with every resident
+    // page of the parent, shared until written, which is not the task's doing.
     if (options_.memory_limit > 0 && p.reason == stop_reason::none) {
       const std::size_t resident = process::resident_bytes(p.pid);
-      if (resident > options_.memory_limit) {
+      if (resident > p.start_memory && resident - p.start_memory > options_.memory_limit) {
         bool running = false;
         for (lane_slot& lane : lanes_of(p)) {
           running = running || lane.control->running_seq.load(std::memory_order_acquire) != 0;
         }
         if (running) {
-          p.peak_memory = std::max(resident, process::peak_resident_bytes(p.pid));
+          p.peak_memory = std::max(resident, process::peak_resident_bytes(p.pid)) - p.start_memory;
           stop_process(p, stop_reason::out_of_memory, 0, 0, SIGKILL);
         }
       }
@@ -480,6 +536,12 @@ void process_pool_core::supervisor_main() {
       after_start_failure(p, launch_failure(p, e));
     } catch (const std::exception& e) {
       const std::string why = launch_failure(p, e);
+      if (short_of_resource(e)) {
+        // Out of descriptors or memory for a moment: the pool is made, its tasks wait.
+        any = true;
+        after_start_failure(p, why, true);
+        continue;
+      }
       if (!first_error) {
         // What the worker said is the news; otherwise the launch's own error, as thrown.
         first_error = why.starts_with("failed: ")

@@ -22,6 +22,7 @@
 #include "crew/detail/registry.hpp"
 #include "crew/exception.hpp"
 #include "executors/process/payload.hpp"
+#include "executors/process/proc.hpp"
 #include "executors/process/protocol.hpp"
 #include "ipc/fd_passing.hpp"
 
@@ -314,6 +315,11 @@ void serve_slot(std::byte* region, const worker_config& config, std::size_t thre
 }  // namespace
 
 void run_worker(std::byte* region, const worker_config& config) {
+  // What this worker holds before it runs anything of its own: for a forked worker, every page
+  // of the parent that was resident (shared until written). memory_limit counts what the
+  // worker adds to it.
+  control_of(region, config, 0)
+      ->start_resident.store(own_resident_bytes(), std::memory_order_relaxed);
   // Each worker leads its own process group, so that stopping it also stops what its tasks
   // started (a helper run by system() or popen(), a daemon a library spawns): the parent's kills
   // go to the group. Done first, before a task can start anything.

@@ -338,6 +338,11 @@ void scheduler::settle_front_locked(lane& l, const lane_end& end, completions& d
       info.peak_memory = end.peak_memory;
       what << "worker " << pid << " passed its memory limit of " << options_.memory_limit
            << " bytes (peak " << end.peak_memory << ") running " << info.task_name;
+      if (end.start_memory > 0) {
+        what << "; measured as resident memory over the " << end.start_memory
+             << " bytes the worker started with (peak resident "
+             << end.peak_memory + end.start_memory << ")";
+      }
       fail_locked(std::move(culprit), task_error{error_kind::out_of_memory, what.str(), info},
                   done);
       return;

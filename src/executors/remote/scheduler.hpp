@@ -95,8 +95,9 @@ struct lane_end {
   stop_reason reason = stop_reason::none;  // why it was stopped, if on purpose
   std::uint64_t stopped_for = 0;           // the task it was stopped for (this lane's or another's)
   std::string stopped_for_name;            // that task's name, for other lanes' messages
-  std::size_t peak_memory = 0;
-  int fault_signal = 0;  // a fault recorded by this lane's thread (it is the culprit)
+  std::size_t peak_memory = 0;   // what memory_limit measured at its peak: growth over start_memory
+  std::size_t start_memory = 0;  // resident bytes the worker started with (not counted); 0: none
+  int fault_signal = 0;          // a fault recorded by this lane's thread (it is the culprit)
   /// Another lane of the same process faulted: its task's name and the signal.
   std::string sibling_culprit;
   int sibling_signal = 0;
