@@ -136,6 +136,14 @@ inline int markdown_main(int argc, char** argv, std::string_view title, std::str
     if (i > 0) command += ' ';
     command +=
         i == 0 ? std::string_view{argv[0]}.substr(std::string_view{argv[0]}.rfind('/') + 1) : arg;
+    if (arg.starts_with("--benchmark_report_aggregates_only") ||
+        arg.starts_with("--benchmark_display_aggregates_only")) {
+      std::fprintf(stderr,
+                   "%s: the report needs every repetition; drop %.*s (the table gives the "
+                   "medians)\n",
+                   argv[0], static_cast<int>(arg.size()), arg.data());
+      return 2;
+    }
     repetitions = repetitions || arg.starts_with("--benchmark_repetitions");
     interleaving = interleaving || arg.starts_with("--benchmark_enable_random_interleaving");
   }
