@@ -5,8 +5,10 @@
 // allocating ones. The codec's contiguous path is one memcpy plus an 8-byte length, so encode_into
 // and decode_into should match BM_memcpy, and encode/decode should match BM_allocate_and_memcpy.
 //
-// Run: build-*/bench/codec/codec_bench --benchmark_min_time=1
-// Figures in docs/codec.md were measured on the project's 2-core Debian 12 machine, g++ 12 -O2.
+// Prints a markdown report (bench/common/markdown_report.hpp): medians, ranges and each case's
+// ratio to its reference, measured in the same run. scripts/bench-report.sh codec keeps one run
+// in docs/benchmarks/codec.md, which docs/codec.md cites.
+//   codec_bench [--benchmark_repetitions=N] [--benchmark_min_time=S]
 #include <benchmark/benchmark.h>
 
 #include <cstddef>
@@ -15,6 +17,7 @@
 #include <span>
 #include <vector>
 
+#include "../common/markdown_report.hpp"
 #include "crew/codec.hpp"
 
 namespace {
@@ -137,4 +140,22 @@ BENCHMARK(BM_decode)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 }  // namespace
 
-BENCHMARK_MAIN();
+int main(int argc, char** argv) {
+  constexpr double mib64 = static_cast<double>(payload_bytes);
+  return crew_bench::markdown_main(
+      argc, argv, "codec_bench: the codec against memcpy on a 64 MiB std::vector<double>",
+      "Each case copies the same 64 MiB of doubles. The non-allocating calls are compared with "
+      "memcpy between buffers already faulted in; the allocating ones with a fresh std::vector "
+      "filled by one memcpy.",
+      {
+          {"BM_memcpy", "`memcpy` 64 MiB", "", mib64},
+          {"BM_encode_into", "`encode_into` a reserved buffer", "BM_memcpy", mib64},
+          {"BM_decode_into", "`decode_into` an existing vector", "BM_memcpy", mib64},
+          {"BM_two_memcpy", "two `memcpy`s (64 MiB each)", "", 2 * mib64},
+          {"BM_round_trip_into", "`encoded_size` + `encode_into` + `decode_into`", "BM_two_memcpy",
+           2 * mib64},
+          {"BM_allocate_and_memcpy", "new vector + `memcpy`", "", mib64},
+          {"BM_encode", "`encode` (new buffer)", "BM_allocate_and_memcpy", mib64},
+          {"BM_decode", "`decode` (new vector)", "BM_allocate_and_memcpy", mib64},
+      });
+}

@@ -1,9 +1,11 @@
 // Parent ↔ forked child transports: crew's spsc_ring (spinning and sleeping) against a pipe
 // pair and a Unix socketpair. Reference case: memcpy for bandwidth.
 //
-//   bench_ipc --benchmark_repetitions=3 --benchmark_report_aggregates_only=true
+//   bench_ipc [--benchmark_repetitions=N] [--benchmark_min_time=S]
 //
-// Figures and the machine they were measured on: docs/ipc.md.
+// Prints a markdown report (bench/common/markdown_report.hpp): medians, ranges and each case's
+// ratio to its reference, measured in the same run. scripts/bench-report.sh ipc keeps one run in
+// docs/benchmarks/ipc.md, which docs/ipc.md cites.
 #include <benchmark/benchmark.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -16,6 +18,7 @@
 #include <functional>
 #include <vector>
 
+#include "../common/markdown_report.hpp"
 #include "ipc/shared_region.hpp"
 #include "ipc/spsc_ring.hpp"
 
@@ -281,4 +284,29 @@ BENCHMARK(BM_one_way_1M_pipe)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_bandwidth_64MiB_ring)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_bandwidth_64MiB_memcpy)->UseRealTime()->Unit(benchmark::kMillisecond);
 
-BENCHMARK_MAIN();
+int main(int argc, char** argv) {
+  constexpr double big = static_cast<double>(big_message);
+  return crew_bench::markdown_main(
+      argc, argv, "bench_ipc: crew's shared-memory ring against a pipe and a socketpair",
+      "Parent and forked child. Round trips carry one 64-byte message each way; \"one way\" sends "
+      "1 M messages of 64 bytes and waits for one acknowledgement; the 64 MiB message is streamed "
+      "through a 4 MiB ring (two copies, two processes) and compared with one memcpy of 64 MiB in "
+      "one process. Ring waits: spinning = spin for ever (yielding after 2 µs); sleeping = spin 0, "
+      "a futex at every hand-off; default = spin 5 µs, then futex.",
+      {
+          {"BM_round_trip_ring_spinning", "round trip 64 B, ring, both sides spinning", ""},
+          {"BM_round_trip_pipe", "round trip 64 B, pipe pair", "BM_round_trip_ring_spinning"},
+          {"BM_round_trip_socketpair", "round trip 64 B, Unix socketpair",
+           "BM_round_trip_ring_spinning"},
+          {"BM_round_trip_ring_sleeping", "round trip 64 B, ring, both sides sleeping (spin 0)",
+           "BM_round_trip_pipe"},
+          {"BM_round_trip_ring_default", "round trip 64 B, ring, default wait",
+           "BM_round_trip_pipe"},
+          {"BM_one_way_1M_pipe", "1 M × 64 B one way, pipe", "", 0, burst},
+          {"BM_one_way_1M_ring", "1 M × 64 B one way, ring (default wait)", "BM_one_way_1M_pipe", 0,
+           burst},
+          {"BM_bandwidth_64MiB_memcpy", "`memcpy` 64 MiB", "", big},
+          {"BM_bandwidth_64MiB_ring", "64 MiB message through a 4 MiB ring",
+           "BM_bandwidth_64MiB_memcpy", big},
+      });
+}

@@ -3,8 +3,9 @@
 //   raw_roundtrip_us        MPI_Send + MPI_Recv of 8 bytes, rank 0 <-> rank 1, per round trip
 //   crew_roundtrip_us       submit<&noop>(i).get() on a pool of one rank (rank 1), per task
 //   crew_throughput_per_s   N no-op tasks submitted at once, then collected, on every rank
-// Each figure is the best of `repeats` runs (the machine is shared; the best is the least noisy).
-// Output: one "name value" line per figure, on rank 0.
+// Each figure is measured `repeats` times (after a warm-up); the machine is shared, so each is
+// reported as the median and the range. Output: one "name median min max" line per figure, on
+// rank 0.
 #include <mpi.h>
 
 #include <algorithm>
@@ -23,6 +24,26 @@ using clock_type = std::chrono::steady_clock;
 
 int noop(int x) {
   return x;
+}
+
+struct figure {
+  double median, min, max;
+};
+
+figure summarize(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  const std::size_t n = v.size();
+  return {n % 2 == 1 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2, v.front(), v.back()};
+}
+
+void print(const char* name, figure f, const char* format) {
+  std::printf("%s ", name);
+  std::printf(format, f.median);
+  std::printf(" ");
+  std::printf(format, f.min);
+  std::printf(" ");
+  std::printf(format, f.max);
+  std::printf("\n");
 }
 
 double seconds_since(clock_type::time_point start) {
@@ -70,12 +91,14 @@ int main(int argc, char** argv) {
     MPI_Finalize();
     return 2;
   }
-  double raw = 1e9;
-  for (int r = 0; r < repeats; ++r) raw = std::min(raw, raw_roundtrip_us(rank, roundtrips));
+  if (repeats < 1) repeats = 1;
+  (void)raw_roundtrip_us(rank, roundtrips / 10 + 1);  // warm-up
+  std::vector<double> raw;
+  for (int r = 0; r < repeats; ++r) raw.push_back(raw_roundtrip_us(rank, roundtrips));
 
   {
     crew::mpi_session session{argc, argv};  // ranks 1.. serve from here on
-    double roundtrip = 1e9;
+    std::vector<double> roundtrip;
     {
       crew::mpi_pool pool{{.threads_per_rank = 1, .ranks = 1}};
       for (int i = 0; i < 1000; ++i) (void)pool.submit<&noop>(i).get();  // warm-up
@@ -84,10 +107,10 @@ int main(int argc, char** argv) {
         for (int i = 0; i < roundtrips; ++i) {
           if (pool.submit<&noop>(i).get() != i) std::abort();
         }
-        roundtrip = std::min(roundtrip, seconds_since(start) * 1e6 / roundtrips);
+        roundtrip.push_back(seconds_since(start) * 1e6 / roundtrips);
       }
     }
-    double throughput = 0;
+    std::vector<double> throughput;
     {
       crew::mpi_pool pool{{.threads_per_rank = 1}};
       std::vector<crew::future<int>> futures;
@@ -100,13 +123,13 @@ int main(int argc, char** argv) {
         for (auto& f : futures) sum += f.get();
         const double rate = tasks / seconds_since(start);
         if (sum != static_cast<long long>(tasks) * (tasks - 1) / 2) std::abort();
-        throughput = std::max(throughput, rate);
+        throughput.push_back(rate);
       }
       std::printf("serving_ranks %zu\n", pool.ranks().size());
     }
-    std::printf("raw_roundtrip_us %.3f\n", raw);
-    std::printf("crew_roundtrip_us %.3f\n", roundtrip);
-    std::printf("crew_throughput_per_s %.0f\n", throughput);
+    print("raw_roundtrip_us", summarize(raw), "%.3f");
+    print("crew_roundtrip_us", summarize(roundtrip), "%.3f");
+    print("crew_throughput_per_s", summarize(throughput), "%.0f");
     std::fflush(stdout);
   }
   MPI_Finalize();

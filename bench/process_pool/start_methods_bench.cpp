@@ -9,8 +9,11 @@
 //   warm start   the next pool in the same process: W workers started, first result
 //   replacement  a worker crashes; the next task's result arrives (one restart)
 //   round trip   one no-op task on a warm pool (the transport; the same for every method)
-// Each figure: median and min over N repetitions (after one warm-up), in milliseconds except
-// the round trip (µs). The machine is described in the header of the output.
+// Each figure: median and range (min–max) over N repetitions (after one warm-up), in milliseconds
+// except the round trip (µs); then each method's medians as ratios to fork's at the same parent
+// size, measured in the same run. The output is markdown: the machine, the load average at the
+// start and at the end, the command, the tables. scripts/bench-report.sh start-methods keeps one
+// run in docs/benchmarks/start_methods.md, which docs/process_pool.md cites.
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/utsname.h>
@@ -47,11 +50,21 @@ double ms_since(clock_type::time_point t) {
 struct figure {
   double median = 0;
   double min = 0;
+  double max = 0;
 };
 
 figure summarize(std::vector<double> v) {
   std::sort(v.begin(), v.end());
-  return {v[v.size() / 2], v.front()};
+  const std::size_t n = v.size();
+  const double median = n % 2 == 1 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+  return {median, v.front(), v.back()};
+}
+
+std::string load_average() {
+  std::ifstream in{"/proc/loadavg"};
+  std::string a, b, c;
+  in >> a >> b >> c;
+  return a + " " + b + " " + c;
 }
 
 const char* name(crew::start_method m) {
@@ -130,7 +143,7 @@ void describe_machine() {
       break;
     }
   }
-  std::printf("machine: %s, %u hardware threads, Linux %s\n", model.c_str(),
+  std::printf("- machine: %s, %u hardware threads, Linux %s\n", model.c_str(),
               std::thread::hardware_concurrency(), u.release);
 }
 
@@ -165,8 +178,15 @@ int main(int argc, char** argv) {
   }
   if (sizes.empty()) sizes = {0, 512};
 
+  std::string command = "bench_start_methods";
+  for (int i = 1; i < argc; ++i) command += std::string{" "} + argv[i];
+  std::printf("# bench_start_methods: what each start method costs\n\n");
+  std::printf("- command: `%s`\n", command.c_str());
   describe_machine();
-  std::printf("workers per pool: %zu; %d repetitions, median (min)\n\n", workers, reps);
+  std::printf("- load average at start: %s\n", load_average().c_str());
+  std::printf(
+      "- workers per pool: %zu; %d repetitions after one warm-up; each cell: median (min–max)\n\n",
+      workers, reps);
   std::printf(
       "| parent MiB | method | cold start ms | warm start ms | replacement ms | "
       "round trip µs |\n|---|---|---|---|---|---|\n");
@@ -175,6 +195,12 @@ int main(int argc, char** argv) {
                                         crew::start_method::forkserver};
   std::vector<std::byte*> ballast;
   std::size_t held = 0;
+  struct result {
+    std::size_t mib;
+    const char* method;
+    figure cold, warm, replace, trip;
+  };
+  std::vector<result> results;
   for (const std::size_t mib : sizes) {
     // Grow the parent to `mib` MiB of written memory (what fork has to copy the page tables of).
     while (held < mib) {
@@ -205,11 +231,31 @@ int main(int argc, char** argv) {
       }
       const figure c = summarize(cold), w = summarize(warm), x = summarize(replace),
                    t = summarize(trip);
-      std::printf("| %zu | %s | %.2f (%.2f) | %.2f (%.2f) | %.2f (%.2f) | %.1f (%.1f) |\n", mib,
-                  name(m), c.median, c.min, w.median, w.min, x.median, x.min, t.median, t.min);
+      std::printf(
+          "| %zu | %s | %.2f (%.2f–%.2f) | %.2f (%.2f–%.2f) | %.2f (%.2f–%.2f) | %.1f "
+          "(%.1f–%.1f) |\n",
+          mib, name(m), c.median, c.min, c.max, w.median, w.min, w.max, x.median, x.min, x.max,
+          t.median, t.min, t.max);
       std::fflush(stdout);
+      results.push_back({mib, name(m), c, w, x, t});
     }
   }
   for (std::byte* chunk : ballast) std::free(chunk);
+
+  std::printf(
+      "\nMedians as ratios to fork's at the same parent size (below 1: faster than fork):\n\n"
+      "| parent MiB | method | cold start | warm start | replacement | round trip |\n"
+      "|---|---|---|---|---|---|\n");
+  for (const result& r : results) {
+    const result* fork_row = nullptr;
+    for (const result& f : results) {
+      if (f.mib == r.mib && std::strcmp(f.method, "fork") == 0) fork_row = &f;
+    }
+    if (fork_row == nullptr || fork_row == &r) continue;
+    std::printf("| %zu | %s / fork | %.2f× | %.2f× | %.2f× | %.2f× |\n", r.mib, r.method,
+                r.cold.median / fork_row->cold.median, r.warm.median / fork_row->warm.median,
+                r.replace.median / fork_row->replace.median, r.trip.median / fork_row->trip.median);
+  }
+  std::printf("\n- load average at end: %s\n", load_average().c_str());
   return 0;
 }
