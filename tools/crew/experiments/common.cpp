@@ -75,6 +75,36 @@ bool pin_to_cpu(unsigned cpu) noexcept {
   return false;
 }
 
+namespace {
+// Pins the calling thread to the n-th CPU of `allowed` (n < CPU_COUNT(allowed)).
+bool pin_to_nth(const cpu_set_t& allowed, int n) noexcept {
+  for (int c = 0; c < CPU_SETSIZE; ++c) {
+    if (!CPU_ISSET(c, &allowed) || n-- != 0) continue;
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(c, &one);
+    return ::sched_setaffinity(0, sizeof one, &one) == 0;
+  }
+  return false;
+}
+}  // namespace
+
+peer_placement::peer_placement() noexcept {
+  CPU_ZERO(&saved_);
+  if (::sched_getaffinity(0, sizeof saved_, &saved_) != 0 || CPU_COUNT(&saved_) < 2) return;
+  pinned_ = pin_to_nth(saved_, 0);
+}
+
+peer_placement::~peer_placement() {
+  if (pinned_) ::sched_setaffinity(0, sizeof saved_, &saved_);
+}
+
+void peer_placement::place_peer() const noexcept {
+  // From the set the measuring thread had before it pinned itself: a peer started after that
+  // inherits the one core it took.
+  if (pinned_) pin_to_nth(saved_, 1);
+}
+
 void file_samples(series& s, const std::vector<double>& all, int warmup) {
   const auto w = static_cast<std::size_t>(warmup < 0 ? 0 : warmup);
   for (std::size_t i = 0; i < all.size(); ++i) (i < w ? s.warmup : s.samples).push_back(all[i]);

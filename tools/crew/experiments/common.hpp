@@ -1,6 +1,8 @@
 // experiments/common.hpp — small pieces several experiments use. Not thread-safe unless noted.
 #pragma once
 
+#include <sched.h>
+
 #include <sys/types.h>
 
 #include <cstddef>
@@ -28,6 +30,25 @@ unsigned char* map_touched(std::size_t bytes);
 
 /// Pins the calling thread to CPU `cpu` (modulo the CPUs available); false if not possible.
 bool pin_to_cpu(unsigned cpu) noexcept;
+
+/// The two peers of a communication measurement on cores of their own, when the process may use
+/// two: the measuring thread is pinned to the first (until this object goes), and the peer
+/// (echo thread or child) calls place_peer() to take the second. Otherwise the scheduler's
+/// placement (a new thread or child often starts on its parent's core) decides the comparison,
+/// not the transport. With one core both run there, unpinned.
+class peer_placement {
+ public:
+  peer_placement() noexcept;
+  peer_placement(const peer_placement&) = delete;
+  peer_placement& operator=(const peer_placement&) = delete;
+  ~peer_placement();
+  /// In the peer: pins it to the second core, if the measuring side took the first.
+  void place_peer() const noexcept;
+
+ private:
+  cpu_set_t saved_{};
+  bool pinned_ = false;
+};
 
 /// Splits a series's samples (taken in a child) into warm-up and measured parts.
 void file_samples(series& s, const std::vector<double>& all, int warmup);

@@ -60,8 +60,10 @@ std::vector<double> pipe_samples(std::size_t bytes, int iters, int n) {
     ::close(down[1]);
     return {};
   }
+  const peer_placement cores;
   const pid_t pid = ::fork();
   if (pid == 0) {
+    cores.place_peer();
     ::close(down[1]);
     ::close(up[0]);
     echo_loop(down[0], up[1], bytes);
@@ -78,8 +80,10 @@ std::vector<double> pipe_samples(std::size_t bytes, int iters, int n) {
 std::vector<double> unix_samples(std::size_t bytes, int iters, int n) {
   int sv[2];
   if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) return {};
+  const peer_placement cores;
   const pid_t pid = ::fork();
   if (pid == 0) {
+    cores.place_peer();
     ::close(sv[0]);
     echo_loop(sv[1], sv[1], bytes);
   }
@@ -103,8 +107,10 @@ std::vector<double> tcp_samples(std::size_t bytes, int iters, int n) {
     ::close(listener);
     return {};
   }
+  const peer_placement cores;
   const pid_t pid = ::fork();
   if (pid == 0) {
+    cores.place_peer();
     const int c = ::accept(listener, nullptr, nullptr);
     if (c < 0) ::_exit(1);
     const int one = 1;
@@ -199,7 +205,10 @@ result run(const config& cfg, progress& prog) {
       "process_pool; larger messages stream through in fragments; each side spins 5 µs, then "
       "sleeps on a futex) run once between two threads of one process and once between the "
       "bench and a forked echo child: the same code and the same waiting on both sides, so the "
-      "two rows differ only in the peer. The kernel transports are a forked echo child on a "
+      "two rows differ only in the peer. In every series but the process_pool task and MPI, "
+      "the two peers are pinned to cores of their own when there are two, so that the "
+      "scheduler's placement does not decide the comparison. The kernel transports are a forked "
+      "echo child on a "
       "pipe pair, a socketpair or a TCP_NODELAY connection on 127.0.0.1. The crew process_pool "
       "task case submits an "
       "echo task taking and returning the message to a one-worker pool and waits for its "

@@ -340,12 +340,14 @@ std::vector<double> shm_ring_samples(std::size_t bytes, int iters, int n) {
     auto region = ipc::shared_region::create("crew-bench-ring", 2 * ring_bytes);
     const auto down = ipc::spsc_ring::create(region.bytes(), 0, ring_capacity);
     const auto up = ipc::spsc_ring::create(region.bytes(), ring_bytes, ring_capacity);
+    const peer_placement core;
     const pid_t parent = ::getpid();
     const pid_t pid = ::fork();
     if (pid < 0) return {};
     if (pid == 0) {
       // The echo child ends when the bench kills it or goes away.
       ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+      core.place_peer();
       ring_echo(down, up, ring_wait([parent] { return ::getppid() == parent; }));
       ::_exit(1);
     }
@@ -366,7 +368,9 @@ std::vector<double> thread_ring_samples(std::size_t bytes, int iters, int n) {
     // Each side's peer_alive reads one flag, as cheap as the processes' getppid()/kill(pid, 0),
     // and like them consulted only once per `poll` of sleep.
     std::atomic<bool> measuring{true}, echoing{true};
+    const peer_placement core;
     std::thread echo([&] {
+      core.place_peer();
       ring_echo(down, up, ring_wait([&] { return measuring.load(std::memory_order_relaxed); }));
       echoing = false;
     });
