@@ -9,10 +9,14 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <sched.h>
+
 #include <cmath>
 #include <cstdlib>
+#include <thread>
 #include <vector>
 
+#include "experiments/common.hpp"
 #include "experiments/fault_isolation.hpp"
 #include "experiments/pools.hpp"
 #include "lab/experiment.hpp"
@@ -21,6 +25,42 @@
 
 namespace crew::lab {
 namespace {
+
+int only_cpu() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (::sched_getaffinity(0, sizeof set, &set) != 0 || CPU_COUNT(&set) != 1) return -1;
+  for (int c = 0; c < CPU_SETSIZE; ++c) {
+    if (CPU_ISSET(c, &set)) return c;
+  }
+  return -1;
+}
+
+// The communication peers run on cores of their own, threads and children alike: a peer
+// started after the measuring thread pinned itself inherits its one core, and must leave it.
+TEST(PeerPlacement, PutsThePeerOnAnotherCoreAndGivesTheAffinityBack) {
+  cpu_set_t before;
+  CPU_ZERO(&before);
+  ASSERT_EQ(::sched_getaffinity(0, sizeof before, &before), 0);
+  if (CPU_COUNT(&before) < 2) GTEST_SKIP() << "one core: the peers share it, unpinned";
+  {
+    const peer_placement cores;
+    const int measuring = only_cpu();
+    ASSERT_GE(measuring, 0) << "the measuring thread runs on one core";
+    int peer = -2;
+    std::thread echo{[&] {
+      cores.place_peer();
+      peer = only_cpu();
+    }};
+    echo.join();
+    EXPECT_GE(peer, 0);
+    EXPECT_NE(peer, measuring) << "the peer left its parent's core";
+  }
+  cpu_set_t after;
+  CPU_ZERO(&after);
+  ASSERT_EQ(::sched_getaffinity(0, sizeof after, &after), 0);
+  EXPECT_TRUE(CPU_EQUAL(&before, &after)) << "the measuring thread's affinity came back";
+}
 
 config small_config() {
   config cfg;
