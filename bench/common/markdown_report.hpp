@@ -8,7 +8,6 @@
 #pragma once
 
 #include <benchmark/benchmark.h>
-#include <sys/utsname.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -20,6 +19,8 @@
 #include <thread>
 #include <vector>
 
+#include "machine.hpp"
+
 namespace crew_bench {
 
 struct row {
@@ -29,59 +30,6 @@ struct row {
   double bytes = 0;       // per iteration, for a GB/s column (0: none)
   double items = 0;       // per iteration, for a M/s column (0: none)
 };
-
-inline std::string read_first_line(const char* path) {
-  std::ifstream in{path};
-  std::string line;
-  std::getline(in, line);
-  return line;
-}
-
-inline std::string load_average() {
-  std::istringstream in{read_first_line("/proc/loadavg")};
-  std::string a, b, c;
-  in >> a >> b >> c;
-  return a + " " + b + " " + c;
-}
-
-inline std::string machine() {
-  std::string model = "unknown CPU";
-  std::ifstream cpu{"/proc/cpuinfo"};
-  for (std::string line; std::getline(cpu, line);) {
-    if (line.starts_with("model name")) {
-      model = line.substr(line.find(':') + 2);
-      break;
-    }
-  }
-  std::string memory;
-  std::ifstream mem{"/proc/meminfo"};
-  for (std::string line; std::getline(mem, line);) {
-    if (line.starts_with("MemTotal:")) {
-      std::istringstream fields{line.substr(9)};
-      double kib = 0;
-      fields >> kib;
-      char text[32];
-      std::snprintf(text, sizeof text, "%.1f GiB", kib / (1024.0 * 1024.0));
-      memory = text;
-      break;
-    }
-  }
-  utsname u{};
-  uname(&u);
-  std::string out = std::to_string(std::thread::hardware_concurrency()) + " hardware threads (" +
-                    model + "), " + memory + ", Linux " + u.release;
-#if defined(__clang__)
-  out += ", clang " __clang_version__;
-#elif defined(__GNUC__)
-  out += ", g++ " __VERSION__;
-#endif
-#if defined(__OPTIMIZE__)
-  out += ", optimised";
-#else
-  out += ", NOT optimised";
-#endif
-  return out;
-}
 
 inline std::string format_time(double seconds) {
   char text[32];

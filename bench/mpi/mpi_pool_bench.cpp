@@ -16,24 +16,18 @@
 #include <string>
 #include <vector>
 
+#include "../common/machine.hpp"
 #include "crew/mpi_pool.hpp"
 
 namespace {
+
+using crew_bench::figure;
+using crew_bench::summarize;
 
 using clock_type = std::chrono::steady_clock;
 
 int noop(int x) {
   return x;
-}
-
-struct figure {
-  double median, min, max;
-};
-
-figure summarize(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  const std::size_t n = v.size();
-  return {n % 2 == 1 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2, v.front(), v.back()};
 }
 
 void print(const char* name, figure f, const char* format) {

@@ -14,7 +14,6 @@
 // error. Output: markdown with the machine, the load average at the start and at the end, the
 // command, medians and ranges (µs per round trip), and ratios measured in the same run.
 // scripts/bench-report.sh exceptions keeps one run in docs/benchmarks/exceptions.md.
-#include <sys/utsname.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -30,10 +29,16 @@
 #include <utility>
 #include <vector>
 
+#include "../common/machine.hpp"
 #include "crew/exception.hpp"
 #include "crew/process_pool.hpp"
 
 namespace {
+
+using crew_bench::figure;
+using crew_bench::load_average;
+using crew_bench::machine;
+using crew_bench::summarize;
 
 using clock_type = std::chrono::steady_clock;
 
@@ -136,38 +141,6 @@ std::array<double, cases> measure(bool registered, int tasks) {
     std::exit(1);
   }
   return us;
-}
-
-struct figure {
-  double median, min, max;
-};
-
-figure summarize(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  const std::size_t n = v.size();
-  return {n % 2 == 1 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2, v.front(), v.back()};
-}
-
-std::string load_average() {
-  std::ifstream in{"/proc/loadavg"};
-  std::string a, b, c;
-  in >> a >> b >> c;
-  return a + " " + b + " " + c;
-}
-
-std::string machine() {
-  std::string model = "unknown CPU";
-  std::ifstream cpu{"/proc/cpuinfo"};
-  for (std::string line; std::getline(cpu, line);) {
-    if (line.starts_with("model name")) {
-      model = line.substr(line.find(':') + 2);
-      break;
-    }
-  }
-  utsname u{};
-  uname(&u);
-  return std::to_string(std::thread::hardware_concurrency()) + " hardware threads (" + model +
-         "), Linux " + u.release;
 }
 
 }  // namespace
