@@ -239,23 +239,17 @@ class remote_pool : public remote_calls<remote_pool> {
   template <auto Fn, class... A>
   auto submit_call(const call_options* options, A&&... args)
       -> future<std::decay_t<typename detail::task_traits<Fn>::result>> {
-    using traits = detail::task_traits<Fn>;
-    using R = std::decay_t<typename traits::result>;
-    static_assert(std::tuple_size_v<typename traits::params> == sizeof...(A),
-                  "crew: submit<&fn>(args...) needs exactly fn's number of arguments");
-    const detail::task_entry& entry = detail::registered_task<Fn>;
+    using R = std::decay_t<typename detail::task_traits<Fn>::result>;
     auto state = detail::make_state<detail::remote_state<R>>(core_);
-    detail::submission job{&entry, state.get(), &detail::decode_result<R>, inline_args_limit_, {},
-                           {},     options};
-    try {
-      detail::encode_call<typename traits::params>(
-          [&job](std::size_t bytes) { return job.allocate(bytes); },
-          std::index_sequence_for<A...>{}, std::forward<A>(args)...);
-    } catch (const std::exception& e) {
-      // Whatever an argument's serialize() throws: the task never ran, its arguments failed.
-      state->fail(task_error{error_kind::serialization,
-                             std::string{"encoding the task's arguments: "} + e.what(),
-                             task_error::details::named(std::string{entry.name})});
+    detail::submission job{&detail::registered_task<Fn>,
+                           state.get(),
+                           &detail::decode_result<R>,
+                           inline_args_limit_,
+                           {},
+                           {},
+                           options};
+    const auto allocate = [&job](std::size_t bytes) { return job.allocate(bytes); };
+    if (!detail::encode_arguments<Fn>(*state, options, allocate, std::forward<A>(args)...)) {
       return future<R>{std::move(state)};
     }
     state->seq = enqueue(std::move(job));

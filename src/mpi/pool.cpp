@@ -534,12 +534,7 @@ void mpi_pool_core::wake_room_waiters() noexcept {
 task_error mpi_pool_core::expired_call(const call_options& options, std::string function) noexcept {
   timed_out_.fetch_add(1, std::memory_order_relaxed);
   failed_.fetch_add(1, std::memory_order_relaxed);
-  const std::string name = options.name.empty() ? std::move(function) : options.name;
-  return task_error{error_kind::timed_out,
-                    "task " + name + " was given a timeout of " +
-                        describe_timeout(options.timeout.value_or(std::chrono::nanoseconds{0})) +
-                        ": its time was up before it started, and it never ran",
-                    task_error::details::named(name)};
+  return expired_call_error(options, function);
 }
 
 bool mpi_pool_core::drive_until_ready(const state_base& state) noexcept {

@@ -45,12 +45,7 @@ stop_report remote_pool::stop_now() {
 }
 task_error remote_pool::expired_call(const call_options& options, std::string function) noexcept {
   core_->count_expired();
-  const std::string name = options.name.empty() ? std::move(function) : options.name;
-  return task_error{error_kind::timed_out,
-                    "task " + name + " was given a timeout of " +
-                        describe_timeout(options.timeout.value_or(std::chrono::nanoseconds{0})) +
-                        ": its time was up before it started, and it never ran",
-                    task_error::details::named(name)};
+  return expired_call_error(options, function);
 }
 
 }  // namespace crew::detail
