@@ -52,6 +52,10 @@ struct auto_pool_options {
   std::size_t memory_limit = 0;
   unsigned retries = 0;
   start_method start = start_method::forkserver;
+  /// Passed to whichever pool is built: at most this many tasks queued (0: no bound), and what
+  /// a submission does past it (thread_pool_options and process_pool_options say more).
+  std::size_t max_queued = 0;
+  queue_full on_full = queue_full::block;
 };
 
 class auto_pool : public detail::stateless_calls<auto_pool> {

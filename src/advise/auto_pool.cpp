@@ -53,7 +53,9 @@ auto_pool::auto_pool(recommendation choice, const auto_pool_options& options)
   const auto timeout = timeout_of(choice_, options);
   switch (choice_.model) {
     case execution_model::threads:
-      pool_ = std::make_unique<thread_pool>(choice_.workers);
+      pool_ = std::make_unique<thread_pool>(thread_pool_options{.workers = choice_.workers,
+                                                                .max_queued = options.max_queued,
+                                                                .on_full = options.on_full});
       choice_.reasons.push_back("running on a crew::thread_pool of " +
                                 std::to_string(choice_.workers) + " threads");
       break;
@@ -65,6 +67,8 @@ auto_pool::auto_pool(recommendation choice, const auto_pool_options& options)
       o.task_timeout = timeout;
       o.memory_limit = options.memory_limit;
       o.retries = options.retries;
+      o.max_queued = options.max_queued;
+      o.on_full = options.on_full;
       pool_ = std::make_unique<process_pool>(o);
       choice_.reasons.push_back("running on a crew::process_pool of " +
                                 std::to_string(choice_.workers) + " worker processes");
@@ -78,6 +82,8 @@ auto_pool::auto_pool(recommendation choice, const auto_pool_options& options)
       o.task_timeout = timeout;
       o.memory_limit = options.memory_limit;
       o.retries = options.retries;
+      o.max_queued = options.max_queued;
+      o.on_full = options.on_full;
       pool_ = std::make_unique<hybrid_pool>(o);
       choice_.reasons.push_back("running on a crew::hybrid_pool of " +
                                 std::to_string(choice_.workers) + " processes × " +

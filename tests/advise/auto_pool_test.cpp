@@ -210,6 +210,32 @@ TEST(AutoPool, AppliedTimeoutStopsAHangingTask) {
   EXPECT_EQ(pool.submit<&square>(7).get(), 49);  // a fresh worker took over
 }
 
+TEST(AutoPool, TheQueueBoundReachesWhicheverPoolIsBuilt) {
+  for (const auto model : {crew::execution_model::threads, crew::execution_model::processes,
+                           crew::execution_model::hybrid}) {
+    crew::auto_pool_options o;
+    o.max_queued = 2;
+    o.on_full = crew::queue_full::fail;
+    crew::auto_pool pool(given(model, 1), o);
+    // One long task takes the worker; the queue then holds two, and the next is refused. Tasks
+    // sent ahead to a worker are not queued, so submit until one is refused.
+    std::vector<crew::future<int>> accepted;
+    accepted.push_back(pool.submit<&sleepy_task>(300));
+    crew::outcome<int> refused = crew::outcome<int>{0};
+    for (int i = 0; i < 300 && refused.has_value(); ++i) {
+      auto f = pool.submit<&square>(i);
+      if (f.ready()) {
+        refused = f.result();
+      } else {
+        accepted.push_back(std::move(f));
+      }
+    }
+    ASSERT_FALSE(refused.has_value()) << "no submission was refused: " << pool.report();
+    EXPECT_EQ(refused.error().kind(), crew::error_kind::queue_full) << refused.error().what();
+    for (auto& f : accepted) EXPECT_TRUE(f.result().has_value());
+  }
+}
+
 TEST(AutoPool, ZeroWorkersIsRejected) {
   EXPECT_THROW(crew::auto_pool(given(crew::execution_model::threads, 0)), std::invalid_argument);
 }
