@@ -1033,30 +1033,37 @@ void mpi_pool_core::fulfil(mpi_completion& c) noexcept {
   }
   task_error::details info = task_error::details::named(c.record->task_name());
   info.pid = c.pid;
+  // Each count is made before the future is ready, so that whoever sees it ready sees the count.
+  std::optional<task_error> failure;
   try {
     switch (c.status) {
       case result_status::ok:
-        c.record->decode(state, c.payload);
         completed_.fetch_add(1, std::memory_order_relaxed);
-        return;
+        try {
+          c.record->decode(state, c.payload);
+          return;
+        } catch (...) {
+          completed_.fetch_sub(1, std::memory_order_relaxed);
+          throw;
+        }
       case result_status::exception:
-        state.fail(remote_exception_error(c.payload, std::move(info)));
+        failure = remote_exception_error(c.payload, info);
         break;
       case result_status::bad_request: {
         std::string what;
         codec::decode_into(c.payload, what);
-        state.fail(task_error{error_kind::serialization, what, std::move(info)});
+        failure = task_error{error_kind::serialization, what, info};
         break;
       }
       default:
-        state.fail(task_error{error_kind::worker_lost, "a result with an unknown status", info});
+        failure = task_error{error_kind::worker_lost, "a result with an unknown status", info};
     }
   } catch (const std::exception& e) {
-    state.fail(task_error{error_kind::serialization,
-                          std::string{"the rank's result could not be decoded: "} + e.what(),
-                          info});
+    failure = task_error{error_kind::serialization,
+                         std::string{"the rank's result could not be decoded: "} + e.what(), info};
   }
   failed_.fetch_add(1, std::memory_order_relaxed);
+  state.fail(std::move(*failure));
 }
 
 void mpi_pool_core::finished(std::size_t count) noexcept {

@@ -390,16 +390,19 @@ bool process_pool_core::drain_lane_held(lane_slot& lane) noexcept {
     // A lost result has nothing to decode: it takes the no-op branch.
     switch (result->lost.empty() ? result->status : process::result_status::skipped) {
       case process::result_status::ok:
-        try {
-          // A task cancelled after it was sent is complete already: its value is dropped.
-          if (!record->state->is_ready()) {
+        // A task cancelled after it was sent is complete already: its value is dropped.
+        if (!record->state->is_ready()) {
+          // Counted before the value is set, so that whoever sees the future ready sees the
+          // count (stats() right after get()).
+          scheduler_.count_completed();
+          try {
             record->decode(*record->state, result->body);
-            scheduler_.count_completed();
+          } catch (const std::exception& e) {
+            scheduler_.uncount_completed();
+            failure.emplace(error_kind::serialization,
+                            std::string{"the task's result could not be decoded: "} + e.what(),
+                            details);
           }
-        } catch (const std::exception& e) {
-          failure.emplace(error_kind::serialization,
-                          std::string{"the task's result could not be decoded: "} + e.what(),
-                          details);
         }
         break;
       case process::result_status::exception:

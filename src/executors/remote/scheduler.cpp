@@ -252,11 +252,15 @@ void scheduler::finish(record_ptr record, std::optional<task_error> error) noexc
   if (error) {
     task_error::details info = error->info();
     if (info.task_name.empty()) info.task_name = record->name();
-    const bool failed =
-        record->state->fail(task_error{error->kind(), error->what(), std::move(info)});
-    if (failed) {
+    // Counted before the future is ready, so that whoever sees it ready sees the count; taken
+    // back if the future was ready already (cancelled).
+    {
       std::lock_guard lock{mu_};
-      count_failure_locked(error->kind());
+      count_failure_locked(error->kind(), 1);
+    }
+    if (!record->state->fail(task_error{error->kind(), error->what(), std::move(info)})) {
+      std::lock_guard lock{mu_};
+      count_failure_locked(error->kind(), -1);
     }
   }
   record.reset();
@@ -278,18 +282,18 @@ void scheduler::fail_locked(record_ptr record, task_error error, completions& do
 void scheduler::complete(completions& done) noexcept {
   if (done.empty() && !stops_waiting_.load(std::memory_order_acquire)) return;
   std::vector<std::pair<std::size_t, std::uint64_t>> stops;
-  std::size_t failed = 0;
-  std::size_t cancelled = 0;
+  // Counted before the futures are ready, so that whoever sees one ready sees its count; the
+  // ones that were ready already (cancelled by their future) are taken back after.
+  if (!done.empty()) {
+    std::lock_guard lock{mu_};
+    for (const auto& entry : done) count_failure_locked(entry.second.kind(), 1);
+  }
+  std::vector<error_kind> not_failed;
   for (auto& [record, error] : done) {
     task_error::details info = error.info();
     if (info.task_name.empty()) info.task_name = record->name();
-    if (record->state->fail(task_error{error.kind(), error.what(), std::move(info)})) {
-      // As pool_stats says (crew/executor.hpp): a refused submission is not counted.
-      if (error.kind() == error_kind::cancelled) {
-        ++cancelled;
-      } else if (error.kind() != error_kind::pool_closed) {
-        ++failed;
-      }
+    if (!record->state->fail(task_error{error.kind(), error.what(), std::move(info)})) {
+      not_failed.push_back(error.kind());
     }
     record.reset();
   }
@@ -298,8 +302,7 @@ void scheduler::complete(completions& done) noexcept {
   {
     std::lock_guard lock{mu_};
     completing_.fetch_sub(ended, std::memory_order_seq_cst);
-    stats_.failed += failed;
-    stats_.cancelled += cancelled;
+    for (const error_kind kind : not_failed) count_failure_locked(kind, -1);
     stops.swap(stops_);
     stops_waiting_.store(false, std::memory_order_relaxed);
     note_idle_locked();
@@ -554,11 +557,12 @@ bool scheduler::closed() const noexcept {
   return closed_;
 }
 
-void scheduler::count_failure_locked(error_kind kind) noexcept {
+void scheduler::count_failure_locked(error_kind kind, int delta) noexcept {
+  // As pool_stats says (crew/executor.hpp): a refused submission is not counted.
   if (kind == error_kind::cancelled) {
-    ++stats_.cancelled;
+    stats_.cancelled += static_cast<std::uint64_t>(static_cast<std::int64_t>(delta));
   } else if (kind != error_kind::pool_closed && kind != error_kind::queue_full) {
-    ++stats_.failed;
+    stats_.failed += static_cast<std::uint64_t>(static_cast<std::int64_t>(delta));
   }
 }
 

@@ -156,6 +156,8 @@ class scheduler {
   void finish(record_ptr record, std::optional<task_error> error) noexcept;
   /// A task whose result counted (value delivered).
   void count_completed() noexcept { completed_.fetch_add(1, std::memory_order_relaxed); }
+  /// Takes back a count_completed() whose value could not be delivered after all.
+  void uncount_completed() noexcept { completed_.fetch_sub(1, std::memory_order_relaxed); }
 
   // --- the pool's life ---------------------------------------------------------------------------
   /// No more submissions. cancel_pending: queued tasks, and tasks sent ahead that no worker has
@@ -224,7 +226,7 @@ class scheduler {
   void note_idle_locked();
   void note_room_locked();
   /// A task that ended with an error of this kind, in stats_ (as crew::pool_stats counts).
-  void count_failure_locked(error_kind kind) noexcept;
+  void count_failure_locked(error_kind kind, int delta) noexcept;
   [[nodiscard]] bool idle_locked() const noexcept;
   /// Fulfils `done` and makes the stop requests collected under mu_. Called without mu_.
   void complete(completions& done) noexcept;
