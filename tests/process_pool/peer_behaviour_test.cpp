@@ -404,10 +404,27 @@ const flavour process_flavours[] = {
 
 class Peer : public ::testing::TestWithParam<flavour> {
  protected:
-  pool_box make(knobs k = {}) const { return pool_box{GetParam(), k}; }
-  bool hybrid() const { return GetParam().hybrid; }
+  void SetUp() override {
+#if defined(__SANITIZE_ADDRESS__) && !defined(__clang__)
+    // GCC 12's ASan runtime does not lock its allocator around fork(): a worker forked while
+    // another thread of this test allocates inherits a held allocator lock and hangs at its
+    // next allocation (seen once in CI: a future that never resolved). glibc's malloc takes
+    // its locks around fork, so the normal and TSan builds run these cases.
+    if (GetParam().start == start_method::fork) {
+      GTEST_SKIP() << "fork workers under GCC's ASan can inherit a held allocator lock";
+    }
+#endif
+  }
+  pool_box make(knobs k = {}) const {
+    return pool_box{GetParam(), k};
+  }
+  bool hybrid() const {
+    return GetParam().hybrid;
+  }
   /// Tasks that run at once on a pool of `workers` processes.
-  std::size_t slots(std::size_t workers) const { return workers * (hybrid() ? 2 : 1); }
+  std::size_t slots(std::size_t workers) const {
+    return workers * (hybrid() ? 2 : 1);
+  }
   scratch files;
 };
 class PeerProcess : public Peer {};
