@@ -162,7 +162,7 @@ class mpi_pool_core {
   mpi_rank_slot* pick_slot_locked(const mpi_task_record& record, std::size_t& index);
   bool expire_locked(std::vector<mpi_completion>& done);
   void forget_deadline_locked(mpi_task_record& record) noexcept;
-  bool admit(std::unique_lock<std::mutex>& lock, const mpi_task_record& record);
+  bool admit(std::unique_lock<std::mutex>& lock);
   void wake_room_waiters() noexcept;
   void flush_locked(std::size_t slot_index);
   void send_locked(std::size_t slot_index, std::vector<std::byte> bytes, int tag);
@@ -478,7 +478,7 @@ bool mpi_pool_core::enqueue(mpi_submission job) {
   }
   record->seq = next_seq_.fetch_add(1, std::memory_order_relaxed) + 1;
   std::unique_lock lock{queue_mu_};
-  if (!admit(lock, *record)) {
+  if (!admit(lock)) {
     if (!closed_ && broken_.empty()) {  // the queue is full and on_full is fail
       lock.unlock();
       rejected_.fetch_add(1, std::memory_order_relaxed);
@@ -510,8 +510,7 @@ bool mpi_pool_core::enqueue(mpi_submission job) {
   return true;
 }
 
-bool mpi_pool_core::admit(std::unique_lock<std::mutex>& lock, const mpi_task_record& record) {
-  (void)record;
+bool mpi_pool_core::admit(std::unique_lock<std::mutex>& lock) {
   const auto open = [this] { return !closed_ && broken_.empty(); };
   if (!open()) return false;
   if (options_.max_queued == 0 || delivering_for == this) return true;

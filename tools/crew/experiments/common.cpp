@@ -56,25 +56,6 @@ unsigned char* map_touched(std::size_t bytes) {
   return c;
 }
 
-bool pin_to_cpu(unsigned cpu) noexcept {
-  cpu_set_t allowed;
-  CPU_ZERO(&allowed);
-  if (::sched_getaffinity(0, sizeof allowed, &allowed) != 0) return false;
-  const int count = CPU_COUNT(&allowed);
-  if (count == 0) return false;
-  unsigned want = cpu % static_cast<unsigned>(count);
-  for (int c = 0; c < CPU_SETSIZE; ++c) {
-    if (!CPU_ISSET(c, &allowed)) continue;
-    if (want-- == 0) {
-      cpu_set_t one;
-      CPU_ZERO(&one);
-      CPU_SET(c, &one);
-      return ::sched_setaffinity(0, sizeof one, &one) == 0;
-    }
-  }
-  return false;
-}
-
 namespace {
 // Pins the calling thread to the n-th CPU of `allowed` (n < CPU_COUNT(allowed)).
 bool pin_to_nth(const cpu_set_t& allowed, int n) noexcept {
@@ -88,6 +69,15 @@ bool pin_to_nth(const cpu_set_t& allowed, int n) noexcept {
   return false;
 }
 }  // namespace
+
+bool pin_to_cpu(unsigned cpu) noexcept {
+  cpu_set_t allowed;
+  CPU_ZERO(&allowed);
+  if (::sched_getaffinity(0, sizeof allowed, &allowed) != 0) return false;
+  const int count = CPU_COUNT(&allowed);
+  if (count == 0) return false;
+  return pin_to_nth(allowed, static_cast<int>(cpu % static_cast<unsigned>(count)));
+}
 
 peer_placement::peer_placement() noexcept {
   CPU_ZERO(&saved_);
