@@ -41,7 +41,7 @@ cmake --build "$build" -j "$(nproc)" -t crew-soak
 case "$sanitize" in
   # The soak crashes workers on purpose and checks the signal they died of.
   *address*) export ASAN_OPTIONS="detect_leaks=1:handle_segv=0:handle_abort=0:handle_sigbus=0" ;;
-  *thread*) export TSAN_OPTIONS="halt_on_error=1:die_after_fork=0:handle_segv=0:handle_abort=0" ;;
+  *thread*) export TSAN_OPTIONS="halt_on_error=1:die_after_fork=0:handle_segv=0:handle_abort=0:suppressions=$PWD/tests/sanitizers/tsan.supp" ;;
 esac
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
 

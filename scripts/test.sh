@@ -56,7 +56,7 @@ case "$sanitize" in
   *address*) export ASAN_OPTIONS="detect_leaks=1:handle_segv=0:handle_abort=0:handle_sigbus=0:strict_string_checks=1" ;;
 esac
 case "$sanitize" in
-  *thread*) export TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:die_after_fork=0:handle_segv=0:handle_abort=0" ;;
+  *thread*) export TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:die_after_fork=0:handle_segv=0:handle_abort=0:suppressions=$PWD/tests/sanitizers/tsan.supp" ;;
 esac
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
 
