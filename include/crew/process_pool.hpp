@@ -168,6 +168,7 @@ struct submission {
   std::vector<std::byte> args;                               // small arguments, encoded
   std::unique_ptr<process::payload, payload_deleter> large;  // large ones, encoded in a memfd
   const call_options* call = nullptr;                        // per-call options, if any
+  outgoing_attachments attachments;  // descriptors that go along (crew::shared_array arguments)
 
   /// Room for `bytes` of encoded arguments: in memory for small ones, straight in a memfd (the
   /// one that will cross to the worker) for large ones, so they are copied once.
@@ -247,10 +248,14 @@ class remote_pool : public remote_calls<remote_pool> {
                            inline_args_limit_,
                            {},
                            {},
-                           options};
+                           options,
+                           {}};
     const auto allocate = [&job](std::size_t bytes) { return job.allocate(bytes); };
-    if (!detail::encode_arguments<Fn>(*state, options, allocate, std::forward<A>(args)...)) {
-      return future<R>{std::move(state)};
+    {
+      const detail::sending_attachments with{&job.attachments};
+      if (!detail::encode_arguments<Fn>(*state, options, allocate, std::forward<A>(args)...)) {
+        return future<R>{std::move(state)};
+      }
     }
     state->seq = enqueue(std::move(job));
     return future<R>{std::move(state)};

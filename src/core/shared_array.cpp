@@ -7,7 +7,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cstdint>
 #include <cstdio>
 #include <limits>
 #include <string>
@@ -36,6 +38,52 @@ std::string describe_bytes(std::size_t bytes) {
                               " of shared memory (" + call + ")");
 }
 
+/// Bytes this process may still reserve: available memory and swap, and what its cgroup (v2)
+/// has left when it has a limit. Unknown parts count as unlimited.
+std::uint64_t reservable_bytes() {
+  std::uint64_t room = std::numeric_limits<std::uint64_t>::max();
+  if (std::FILE* meminfo = std::fopen("/proc/meminfo", "r")) {
+    char line[256];
+    std::uint64_t available = 0;
+    std::uint64_t swap_free = 0;
+    bool seen = false;
+    while (std::fgets(line, sizeof line, meminfo) != nullptr) {
+      unsigned long long kib = 0;
+      if (std::sscanf(line, "MemAvailable: %llu kB", &kib) == 1) {
+        available = kib * 1024;
+        seen = true;
+      } else if (std::sscanf(line, "SwapFree: %llu kB", &kib) == 1) {
+        swap_free = kib * 1024;
+      }
+    }
+    std::fclose(meminfo);
+    if (seen) room = available + swap_free;
+  }
+  char group[512] = {};
+  if (std::FILE* cgroup = std::fopen("/proc/self/cgroup", "r")) {
+    char line[512];
+    while (std::fgets(line, sizeof line, cgroup) != nullptr) {
+      if (std::sscanf(line, "0::%511s", group) == 1) break;
+    }
+    std::fclose(cgroup);
+  }
+  if (group[0] == '/') {
+    const std::string base = std::string{"/sys/fs/cgroup"} + group;
+    unsigned long long max = 0;
+    unsigned long long current = 0;
+    std::FILE* max_file = std::fopen((base + "/memory.max").c_str(), "r");
+    std::FILE* current_file = std::fopen((base + "/memory.current").c_str(), "r");
+    if (max_file != nullptr && current_file != nullptr &&
+        std::fscanf(max_file, "%llu", &max) == 1 &&
+        std::fscanf(current_file, "%llu", &current) == 1) {
+      room = std::min<std::uint64_t>(room, max > current ? max - current : 0);
+    }
+    if (max_file != nullptr) std::fclose(max_file);
+    if (current_file != nullptr) std::fclose(current_file);
+  }
+  return room;
+}
+
 }  // namespace
 
 shared_mapping::~shared_mapping() {
@@ -52,6 +100,14 @@ std::size_t shared_array_bytes(std::size_t count, std::size_t element, const cha
 }
 
 std::shared_ptr<shared_mapping> create_shared_mapping(std::size_t bytes, const char* what) {
+  // A memfd has no size limit of its own: reserving more than the machine (or the cgroup) has
+  // would end in the OOM killer, not in an error. Refuse that first.
+  if (const std::uint64_t room = reservable_bytes(); bytes > room) {
+    throw std::system_error(ENOMEM, std::generic_category(),
+                            std::string{what} + ": cannot have " + describe_bytes(bytes) +
+                                " of shared memory: " + describe_bytes(room) +
+                                " are available to this process");
+  }
   auto map = std::make_shared<shared_mapping>();
   map->fd = ::memfd_create("crew-shared", MFD_CLOEXEC | MFD_ALLOW_SEALING);
   if (map->fd < 0) fail(errno, what, "memfd_create", bytes);

@@ -41,11 +41,11 @@ struct incoming_attachments {
 inline thread_local outgoing_attachments* outgoing = nullptr;
 inline thread_local const incoming_attachments* incoming = nullptr;
 
-/// Points `outgoing` at `list` for the scope's life.
+/// Points `outgoing` at `list` for the scope's life (null: no descriptor may go along).
 class sending_attachments {
  public:
-  explicit sending_attachments(outgoing_attachments& list) noexcept
-      : previous_(std::exchange(outgoing, &list)) {}
+  explicit sending_attachments(outgoing_attachments* list) noexcept
+      : previous_(std::exchange(outgoing, list)) {}
   sending_attachments(const sending_attachments&) = delete;
   sending_attachments& operator=(const sending_attachments&) = delete;
   ~sending_attachments() { outgoing = previous_; }
@@ -54,11 +54,11 @@ class sending_attachments {
   outgoing_attachments* previous_;
 };
 
-/// Points `incoming` at `list` for the scope's life.
+/// Points `incoming` at `list` for the scope's life (null: none arrived).
 class receiving_attachments {
  public:
-  explicit receiving_attachments(const incoming_attachments& list) noexcept
-      : previous_(std::exchange(incoming, &list)) {}
+  explicit receiving_attachments(const incoming_attachments* list) noexcept
+      : previous_(std::exchange(incoming, list)) {}
   receiving_attachments(const receiving_attachments&) = delete;
   receiving_attachments& operator=(const receiving_attachments&) = delete;
   ~receiving_attachments() { incoming = previous_; }

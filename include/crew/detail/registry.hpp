@@ -23,6 +23,7 @@
 #include <utility>
 
 #include "crew/codec.hpp"
+#include "crew/detail/attachments.hpp"
 #include "crew/future.hpp"
 
 namespace crew::detail {
@@ -34,6 +35,11 @@ class byte_sink {
   /// The acquired bytes are written: publish them now, before the result object is destroyed
   /// (freeing a large result takes time the caller need not wait for).
   virtual void done() {}
+  /// Descriptors that may travel beside the result (crew/detail/attachments.hpp); null where
+  /// none can (an MPI rank).
+  virtual outgoing_attachments* attachments() { return nullptr; }
+  /// Descriptors that arrived beside the arguments, or null.
+  [[nodiscard]] virtual const incoming_attachments* received() const { return nullptr; }
 
  protected:
   ~byte_sink() = default;
@@ -177,7 +183,10 @@ template <auto Fn>
 void invoke_encoded(std::span<const std::byte> encoded_args, byte_sink& out) {
   using traits = task_traits<Fn>;
   typename traits::decoded_args args{};
-  codec_step("decoding the task's arguments", [&] { codec::decode_into(encoded_args, args); });
+  codec_step("decoding the task's arguments", [&] {
+    const receiving_attachments with{out.received()};
+    codec::decode_into(encoded_args, args);
+  });
   auto call = [&args]<std::size_t... I>(std::index_sequence<I...>)->decltype(auto) {
     return std::invoke(
         Fn, pass_as<std::tuple_element_t<I, typename traits::params>>(std::get<I>(args))...);
@@ -190,6 +199,7 @@ void invoke_encoded(std::span<const std::byte> encoded_args, byte_sink& out) {
   } else {
     const std::decay_t<typename traits::result> result = call(indices);
     codec_step("encoding the task's result", [&] {
+      const sending_attachments with{out.attachments()};
       const std::size_t size = codec::encoded_size(result);
       codec::encode_into(out.acquire(size), result);
     });

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "crew/codec.hpp"
+#include "crew/detail/attachments.hpp"
 #include "ipc/fd_passing.hpp"
 
 namespace crew::detail::process {
@@ -51,7 +52,7 @@ channel::send_status channel::send(const outgoing_request& request, std::uint32_
                         request_kind::run,
                         0,
                         claim % static_cast<std::uint32_t>(claim_slots),
-                        0};
+                        static_cast<std::uint32_t>(request.attachments.size())};
   std::span<const std::byte> body = request.args;
   std::uint64_t large_size = 0;
   if (request.large != nullptr) {
@@ -70,10 +71,14 @@ channel::send_status channel::send(const outgoing_request& request, std::uint32_
     throw protocol_error(std::string{"the worker corrupted its request ring: "} + e.what());
   }
   if (!room) return send_status::full;
-  if (request.large != nullptr) {
-    const int fd = request.large->fd();
+  if (request.large != nullptr || !request.attachments.empty()) {
+    // The payload's memfd first, then the descriptors of the arguments, in one message.
+    std::vector<int> fds;
+    fds.reserve(1 + request.attachments.size());
+    if (request.large != nullptr) fds.push_back(request.large->fd());
+    fds.insert(fds.end(), request.attachments.begin(), request.attachments.end());
     try {
-      ipc::send_fds(socket_.get(), std::span<const int>{&fd, 1});
+      ipc::send_fds(socket_.get(), fds);
     } catch (const std::system_error& e) {
       if (e.code().value() == EAGAIN || e.code().value() == EWOULDBLOCK) return send_status::full;
       if (peer_closed(e)) return send_status::peer_gone;
@@ -131,30 +136,44 @@ std::optional<incoming_result> channel::receive() {
     default:
       throw protocol_error("the worker sent a result with an unknown status");
   }
-  if (header.flags == flag_in_payload_fd) {
-    std::uint64_t size = 0;
-    if (out.body.size() != sizeof size) throw protocol_error("bad large-result reference");
-    std::memcpy(&size, out.body.data(), sizeof size);
-    std::vector<ipc::unique_fd> fds;
-    const auto ours = [](const std::system_error& e) {
-      const int code = e.code().value();
-      return e.code().category() == std::system_category() &&
-             (code == EMFILE || code == ENFILE || code == ENOMEM);
-    };
+  const std::uint32_t in_payload = header.flags & flag_in_payload_fd;
+  const std::uint32_t attached = header.flags >> attachments_shift;
+  if ((header.flags & ~(flag_in_payload_fd | (0xffU << attachments_shift))) != 0 ||
+      attached > max_attachments || (attached != 0 && header.status != result_status::ok)) {
+    throw protocol_error("the worker sent a result with unknown flags");
+  }
+  // Out of descriptors or memory here: the result is lost, but the worker is not at fault.
+  const auto ours = [](const std::system_error& e) {
+    const int code = e.code().value();
+    return e.code().category() == std::system_category() &&
+           (code == EMFILE || code == ENFILE || code == ENOMEM);
+  };
+  std::vector<ipc::unique_fd> fds;
+  if (in_payload != 0 || attached != 0) {
     try {
-      // The worker sent the descriptor before the message; the socket is non-blocking.
-      fds = ipc::recv_fds(socket_.get(), 1);
+      // The worker sent the descriptors before the message; the socket is non-blocking.
+      fds = ipc::recv_fds(socket_.get(), in_payload + attached);
     } catch (const std::system_error& e) {
       if (!ours(e)) {
-        throw protocol_error(std::string{"a large result arrived without its memfd: "} + e.what());
+        throw protocol_error(std::string{"a result arrived without its descriptors: "} + e.what());
       }
       out.lost = e.what();
       out.body = {};
       return out;
     } catch (const std::exception& e) {
-      throw protocol_error(std::string{"a large result arrived without its memfd: "} + e.what());
+      throw protocol_error(std::string{"a result arrived without its descriptors: "} + e.what());
     }
-    if (fds.size() != 1) throw protocol_error("a large result arrived without its memfd");
+    if (fds.size() != in_payload + attached) {
+      throw protocol_error("a result arrived without its descriptors");
+    }
+    for (std::size_t i = in_payload; i < fds.size(); ++i) {
+      out.attachments.push_back(std::move(fds[i]));
+    }
+  }
+  if (in_payload != 0) {
+    std::uint64_t size = 0;
+    if (out.body.size() != sizeof size) throw protocol_error("bad large-result reference");
+    std::memcpy(&size, out.body.data(), sizeof size);
     try {
       out.large.emplace(payload::attach_untrusted(std::move(fds[0]), size));
     } catch (const std::system_error& e) {
@@ -166,8 +185,6 @@ std::optional<incoming_result> channel::receive() {
       throw protocol_error(e.what());
     }
     out.body = out.large->bytes();
-  } else if (header.flags != 0) {
-    throw protocol_error("the worker sent a result with unknown flags");
   }
   return out;
 }

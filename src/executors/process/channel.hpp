@@ -21,6 +21,7 @@
 #include <span>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "executors/process/payload.hpp"
 #include "executors/process/protocol.hpp"
@@ -42,6 +43,7 @@ struct outgoing_request {
   std::uint64_t task_id = 0;
   std::span<const std::byte> args;  // when `large` is null
   const payload* large = nullptr;
+  std::span<const int> attachments;  // descriptors that go along (crew::shared_array)
 };
 
 /// One result as received; `body` stays valid until release().
@@ -49,7 +51,8 @@ struct incoming_result {
   std::uint64_t seq = 0;
   result_status status = result_status::ok;
   std::span<const std::byte> body;
-  std::optional<payload> large;  // holds `body` when the result came in a memfd
+  std::optional<payload> large;             // holds `body` when the result came in a memfd
+  std::vector<ipc::unique_fd> attachments;  // descriptors that came along (crew::shared_array)
   /// Non-empty when a large result could not be taken for a reason of this process (no
   /// descriptor or address space left): the task's result is lost, the worker is not at fault.
   std::string lost;

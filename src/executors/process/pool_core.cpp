@@ -92,6 +92,8 @@ lane_slot::sent lane_slot::send(remote::task_record& record, std::uint32_t claim
   request.task_id = record.entry->id;
   request.args = record.args;
   request.large = record.large.get();
+  const std::vector<int> fds = record.attachments.fds();
+  request.attachments = fds;
   switch (chan->send(request, claim)) {
     case channel::send_status::sent:
       return sent::ok;
@@ -225,6 +227,7 @@ std::uint64_t process_pool_core::enqueue(submission job) {
   record->decode = job.decode;
   record->args = std::move(job.args);
   record->large = std::move(job.large);
+  record->attachments = std::move(job.attachments);
   bool wake_supervisor = false;
   if (job.call != nullptr) {
     record->call_name = job.call->name;
@@ -396,6 +399,10 @@ bool process_pool_core::drain_lane_held(lane_slot& lane) noexcept {
           // count (stats() right after get()).
           scheduler_.count_completed();
           try {
+            std::vector<int> attached;
+            for (const auto& fd : result->attachments) attached.push_back(fd.get());
+            const incoming_attachments received{attached};
+            const receiving_attachments with{&received};
             record->decode(*record->state, result->body);
           } catch (const std::exception& e) {
             scheduler_.uncount_completed();

@@ -34,15 +34,15 @@ struct request_header {
   std::uint64_t seq;
   std::uint64_t task_id;
   request_kind kind;
-  std::uint32_t flags;  ///< flag_in_payload_fd, or 0
-  std::uint32_t claim;  ///< index of the request's claim word in slot_control::claims
-  std::uint32_t reserved;
+  std::uint32_t flags;        ///< flag_in_payload_fd, or 0
+  std::uint32_t claim;        ///< index of the request's claim word in slot_control::claims
+  std::uint32_t attachments;  ///< descriptors sent beside it (after the payload's, if any)
 };
 
 struct result_header {
   std::uint64_t seq;
   result_status status;
-  std::uint32_t flags;  ///< flag_in_payload_fd, or 0
+  std::uint32_t flags;  ///< flag_in_payload_fd or 0, | descriptors beside it << 8
 };
 
 /// A request's claim word: the parent sets `queued` before it sends the request; then exactly
@@ -123,6 +123,8 @@ struct worker_config {
 /// request_header::flags / result_header::flags: the payload is a u64 size, and the bytes
 /// are in a memfd sent over the slot's socket just before the message.
 inline constexpr std::uint32_t flag_in_payload_fd = 1;
+/// Where a result header's flags hold the number of descriptors sent beside it.
+inline constexpr unsigned attachments_shift = 8;
 
 /// Messages (header included) up to this size travel in the ring itself; larger ones in a
 /// memfd. A quarter of the ring keeps several messages in flight, and 64 KiB bounds what one

@@ -43,8 +43,10 @@ class result_writer final : public byte_sink {
   result_writer(ipc::ring_writer& ring, int socket, const ipc::wait_options& wait)
       : ring_(ring), socket_(socket), wait_(wait) {}
 
-  void begin(std::uint64_t seq) noexcept {
+  void begin(std::uint64_t seq, const incoming_attachments* received) noexcept {
     header_ = {seq, result_status::ok, 0};
+    received_ = received;
+    sent_.entries.clear();
     in_ring_ = {};
     large_.reset();
     acquired_ = false;
@@ -64,17 +66,25 @@ class result_writer final : public byte_sink {
   }
 
   void done() override { finish(); }
+  outgoing_attachments* attachments() override { return &sent_; }
+  [[nodiscard]] const incoming_attachments* received() const override { return received_; }
 
   /// Publishes the result acquired and filled by the task (once; later calls do nothing).
   void finish() {
     if (published_) return;
     if (!acquired_) acquire(0);
     published_ = true;
+    // The descriptors of crew::shared_array values in the result go just before the message,
+    // after a large result's own memfd, in one send.
+    std::vector<int> fds = sent_.fds();
+    header_.flags = static_cast<std::uint32_t>(fds.size()) << attachments_shift;
     if (large_) {
       const std::uint64_t size = large_->size();
       large_->seal();
-      const int fd = large_->fd();
-      ipc::send_fds(socket_, std::span<const int>{&fd, 1});
+      fds.insert(fds.begin(), large_->fd());
+      header_.flags |= flag_in_payload_fd;
+      ipc::send_fds(socket_, fds);
+      sent_.entries.clear();
       auto slot = ring_.reserve(sizeof(result_header) + sizeof size, wait_);
       std::memcpy(slot.data(), &header_, sizeof header_);
       std::memcpy(slot.data() + sizeof header_, &size, sizeof size);
@@ -82,6 +92,8 @@ class result_writer final : public byte_sink {
       large_.reset();  // unmapping a large result happens after the parent has it
       return;
     }
+    if (!fds.empty()) ipc::send_fds(socket_, fds);
+    sent_.entries.clear();
     std::memcpy(in_ring_.data(), &header_, sizeof header_);
     ring_.commit();
   }
@@ -92,6 +104,7 @@ class result_writer final : public byte_sink {
     if (published_) return;  // the result went out; what failed after it is not the task's
     published_ = true;
     large_.reset();
+    sent_.entries.clear();  // a failure carries no descriptors
     header_ = {header_.seq, status, 0};
     const std::size_t inline_total = sizeof header_ + encoded.size();
     std::span<std::byte> room = in_ring_;  // an open reservation must be used: it cannot be undone
@@ -141,6 +154,8 @@ class result_writer final : public byte_sink {
   result_header header_{};
   std::span<std::byte> in_ring_;
   std::optional<payload> large_;
+  outgoing_attachments sent_;
+  const incoming_attachments* received_ = nullptr;
   bool acquired_ = false;
   bool published_ = false;
 };
@@ -250,15 +265,24 @@ void serve_slot(std::byte* region, const worker_config& config, std::size_t thre
       std::span<const std::byte> args = request.subspan(sizeof header);
 
       std::optional<payload> large_args;
-      if (header.flags == flag_in_payload_fd) {
+      const std::size_t in_payload = header.flags == flag_in_payload_fd ? 1 : 0;
+      if (header.attachments > max_attachments) _exit(74);
+      std::vector<ipc::unique_fd> fds;
+      if (in_payload + header.attachments != 0) {
+        fds = ipc::recv_fds(socket, in_payload + header.attachments);
+        if (fds.size() != in_payload + header.attachments) _exit(74);
+      }
+      if (in_payload != 0) {
         std::uint64_t size = 0;
         if (args.size() != sizeof size) _exit(73);
         std::memcpy(&size, args.data(), sizeof size);
-        auto fds = ipc::recv_fds(socket, 1);
-        if (fds.size() != 1) _exit(74);
         large_args.emplace(payload::attach(std::move(fds[0]), size));
         args = large_args->bytes();
       }
+      // The descriptors of crew::shared_array arguments, for the arguments' decoding.
+      std::vector<int> attached;
+      for (std::size_t i = in_payload; i < fds.size(); ++i) attached.push_back(fds[i].get());
+      const incoming_attachments received{attached};
 
       auto& claim = control->claims[header.claim % claim_slots];
       auto queued = static_cast<std::uint32_t>(claim_state::queued);
@@ -268,7 +292,7 @@ void serve_slot(std::byte* region, const worker_config& config, std::size_t thre
       } else {
         control->started_ns.store(monotonic_ns(), std::memory_order_relaxed);
         control->running_seq.store(header.seq, std::memory_order_release);
-        out.begin(header.seq);
+        out.begin(header.seq, &received);
         const task_entry* entry =
             last != nullptr && last->id == header.task_id ? last : find_task(header.task_id);
         if (entry == nullptr) {

@@ -50,8 +50,9 @@ struct task_record {
   result_decoder decode = nullptr;
   std::vector<std::byte> args;                               // small arguments, encoded
   std::unique_ptr<process::payload, payload_deleter> large;  // large ones, in a memfd
-  unsigned deaths = 0;                                       // workers that died running it
-  std::uint32_t claim = 0;                                   // claim word of its current send
+  outgoing_attachments attachments;  // descriptors sent with it (kept open until it ends)
+  unsigned deaths = 0;               // workers that died running it
+  std::uint32_t claim = 0;           // claim word of its current send
   std::chrono::steady_clock::time_point sent_at{};
   bool cancel_requested = false;
   // Per-call options (crew/call.hpp).
