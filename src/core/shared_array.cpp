@@ -2,12 +2,15 @@
 // sealed and mapped.
 #include "crew/shared_array.hpp"
 
+#include "core/read_only_ranges.hpp"
+
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstdint>
 #include <cstdio>
@@ -84,9 +87,48 @@ std::uint64_t reservable_bytes() {
   return room;
 }
 
+struct range {
+  std::atomic<std::uintptr_t> begin{0};
+  std::atomic<std::uintptr_t> end{0};
+};
+constexpr std::size_t max_ranges = 256;
+range ranges[max_ranges];
+
 }  // namespace
 
+void note_read_only_range(const void* begin, std::size_t bytes) noexcept {
+  const auto at = reinterpret_cast<std::uintptr_t>(begin);
+  for (range& r : ranges) {
+    std::uintptr_t empty = 0;
+    if (r.begin.compare_exchange_strong(empty, at, std::memory_order_acq_rel)) {
+      r.end.store(at + bytes, std::memory_order_release);
+      return;
+    }
+  }
+}
+
+void forget_read_only_range(const void* begin) noexcept {
+  const auto at = reinterpret_cast<std::uintptr_t>(begin);
+  for (range& r : ranges) {
+    if (r.begin.load(std::memory_order_acquire) == at) {
+      r.end.store(0, std::memory_order_release);
+      r.begin.store(0, std::memory_order_release);
+      return;
+    }
+  }
+}
+
+bool in_read_only_range(const void* address) noexcept {
+  const auto at = reinterpret_cast<std::uintptr_t>(address);
+  for (const range& r : ranges) {
+    const std::uintptr_t begin = r.begin.load(std::memory_order_acquire);
+    if (begin != 0 && at >= begin && at < r.end.load(std::memory_order_acquire)) return true;
+  }
+  return false;
+}
+
 shared_mapping::~shared_mapping() {
+  if (data != nullptr && !writable) forget_read_only_range(data);
   if (data != nullptr) ::munmap(data, bytes);
   if (fd >= 0) ::close(fd);
 }
@@ -147,6 +189,7 @@ std::shared_ptr<shared_mapping> attach_shared_mapping(int fd, std::size_t bytes,
   map->data = static_cast<std::byte*>(data);
   map->bytes = bytes;
   map->writable = writable;
+  if (!writable) note_read_only_range(map->data, bytes);
   return map;
 }
 

@@ -64,6 +64,8 @@ struct alignas(128) slot_control {
   /// The signal of a fault raised on this thread (SIGSEGV, SIGABRT, ...), stored by the worker's
   /// fault handler just before the process dies: names the culprit among a process's threads.
   std::atomic<std::uint32_t> fault_signal;
+  /// 1 when that fault was a write to crew::shared_array memory the task received read-only.
+  std::atomic<std::uint32_t> fault_read_only;
   /// Why the worker could not start (initializer threw, ...), NUL-terminated; written before
   /// the worker exits, read by the parent after it died.
   char start_error[240];

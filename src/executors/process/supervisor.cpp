@@ -300,6 +300,7 @@ void process_pool_core::handle_death(worker_process& p) {
   std::vector<std::string> running(lanes.size());
   std::size_t culprit = lanes.size();
   int culprit_signal = 0;
+  bool culprit_read_only = false;
   for (std::size_t t = 0; t < lanes.size(); ++t) {
     running[t] = scheduler_.running_name(lanes[t].index);
     const auto fault =
@@ -307,6 +308,7 @@ void process_pool_core::handle_death(worker_process& p) {
     if (fault > 0 && fault < 65 && culprit == lanes.size() && !running[t].empty()) {
       culprit = t;
       culprit_signal = fault;
+      culprit_read_only = lanes[t].control->fault_read_only.load(std::memory_order_relaxed) != 0;
     }
   }
   for (std::size_t t = 0; t < lanes.size(); ++t) {
@@ -319,6 +321,7 @@ void process_pool_core::handle_death(worker_process& p) {
     if (culprit < lanes.size()) {
       if (culprit == t) {
         end.fault_signal = culprit_signal;
+        end.fault_read_only = culprit_read_only;
       } else {
         end.sibling_culprit = running[culprit];
         end.sibling_signal = culprit_signal;

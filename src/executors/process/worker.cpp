@@ -18,6 +18,7 @@
 #include <cxxabi.h>
 
 #include "core/exception_name.hpp"
+#include "core/read_only_ranges.hpp"
 #include "crew/codec.hpp"
 #include "crew/detail/registry.hpp"
 #include "crew/exception.hpp"
@@ -180,8 +181,11 @@ thread_local slot_control* current_control = nullptr;
 
 /// Records which thread faulted (so that a hybrid pool blames the right task), then lets the
 /// signal kill the process as it would have without the handler.
-void on_fault(int signal) {
+void on_fault(int signal, siginfo_t* info, void* /*context*/) {
   if (slot_control* control = current_control) {
+    if (signal == SIGSEGV && info != nullptr && in_read_only_range(info->si_addr)) {
+      control->fault_read_only.store(1, std::memory_order_relaxed);
+    }
     control->fault_signal.store(static_cast<std::uint32_t>(signal), std::memory_order_relaxed);
   }
   // SA_RESETHAND restored the default action: raising again (a fault would also recur on return)
@@ -193,8 +197,8 @@ constexpr int fault_signals[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT, SIGTR
 
 void install_fault_handlers() {
   struct sigaction action {};
-  action.sa_handler = on_fault;
-  action.sa_flags = SA_RESETHAND | SA_NODEFER | SA_ONSTACK;
+  action.sa_sigaction = on_fault;
+  action.sa_flags = SA_SIGINFO | SA_RESETHAND | SA_NODEFER | SA_ONSTACK;
   sigemptyset(&action.sa_mask);
   for (int signal : fault_signals) sigaction(signal, &action, nullptr);
 }

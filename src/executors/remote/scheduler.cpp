@@ -383,6 +383,10 @@ void scheduler::settle_front_locked(lane& l, const lane_end& end, completions& d
   what << "worker " << pid << " running " << info.task_name;
   if (info.signal != 0) {
     what << " was killed by signal " << info.signal << " (" << strsignal(info.signal) << ")";
+    if (end.fault_read_only) {
+      what << ": it wrote to crew::shared_array memory it received read-only (a parameter of "
+              "type shared_array<const T>; take shared_array<T> to write)";
+    }
   } else if (info.exit_code >= 0) {
     what << " exited with code " << info.exit_code;
   } else {

@@ -99,6 +99,7 @@ struct lane_end {
   std::size_t peak_memory = 0;   // what memory_limit measured at its peak: growth over start_memory
   std::size_t start_memory = 0;  // resident bytes the worker started with (not counted); 0: none
   int fault_signal = 0;          // a fault recorded by this lane's thread (it is the culprit)
+  bool fault_read_only = false;  // that fault wrote to shared memory received read-only
   /// Another lane of the same process faulted: its task's name and the signal.
   std::string sibling_culprit;
   int sibling_signal = 0;
