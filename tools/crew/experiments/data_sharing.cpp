@@ -109,8 +109,13 @@ result run(const config& cfg, progress& prog) {
                            [&] { return in_place(true, w, tasks, data, bytes); }));
   prog.step("crew process_pool, input as a task argument");
   r.data.push_back(pools::process_pool_copy(cfg, w, tasks, data, bytes));
+  prog.step("crew process_pool, input as a crew::shared_array");
+  r.data.push_back(pools::process_pool_shared_buffer(cfg, w, tasks, data, bytes));
   unmap(data, bytes);
-  r.data.push_back(pools::process_pool_shared_buffer(cfg, w, tasks, bytes));
+  prog.step("crew process_pool, a 1 GiB crew::shared_buffer handed to a task");
+  auto handover = pools::process_pool_handover(cfg, std::size_t{1} << 30);
+  r.data.push_back(handover.no_op);
+  r.data.push_back(handover.handover);
   for (auto& s : r.data)
     for (double v : s.samples)
       if (std::isnan(v)) {
@@ -127,8 +132,10 @@ result run(const config& cfg, progress& prog) {
              "through a pipe per task; processes forked after it exists read their copy-on-write "
              "view; a crew::process_pool gets it as a std::vector<unsigned char> task argument "
              "(encoded at submit, sent through the pool's channel or a memfd, decoded in the "
-             "worker), one task per worker at a time like the pipe case. A sample is the wall "
-             "time for all tasks.";
+             "worker), one task per worker at a time like the pipe case; and as a "
+             "crew::shared_array<const unsigned char>, whose memfd the workers map (every task "
+             "submitted at once: nothing is copied per task). A sample is the wall time for all "
+             "tasks.";
   r.chart = {chart_kind::bars, "", "wall time for all tasks", "", false, false, true};
   const double copy_ratio = median_ratio(find_series(r, "processes, each task sent a copy"),
                                          find_series(r, "threads, read in place"));
@@ -138,14 +145,28 @@ result run(const config& cfg, progress& prog) {
   const double pool_ratio =
       median_ratio(find_series(r, "crew process_pool, input as a task argument"),
                    find_series(r, "threads, read in place"));
+  const double shared_ratio =
+      median_ratio(find_series(r, "crew process_pool, input as a crew::shared_array"),
+                   find_series(r, "threads, read in place"));
   r.derived.columns = {"comparison", "time ratio"};
   r.derived.rows.push_back({"copy per task / threads", format_value(copy_ratio, "x")});
   r.derived.rows.push_back(
       {"crew process_pool task argument / threads", format_value(pool_ratio, "x")});
+  r.derived.rows.push_back({"crew process_pool crew::shared_array / threads (target <= 2x)",
+                            format_value(shared_ratio, "x")});
   r.derived.rows.push_back({"copy-on-write processes / threads", format_value(cow_ratio, "x")});
+  const double handover_extra =
+      handover.handover.has_data() && handover.no_op.has_data()
+          ? handover.handover.stats().median - handover.no_op.stats().median
+          : std::nan("");
+  r.derived.rows.push_back(
+      {"1 GiB crew::shared_buffer handover beyond a no-op round trip "
+       "(target < 1 ms)",
+       format_value(handover_extra, "s")});
   r.measured =
       "sending the input costs " + format_value(copy_ratio, "x") +
       " reading it in place (crew process_pool argument: " + format_value(pool_ratio, "x") +
+      "; as a crew::shared_array: " + format_value(shared_ratio, "x") +
       "); inherited copy-on-write " + format_value(cow_ratio, "x");
   if (std::isnan(copy_ratio) || std::isnan(cow_ratio)) {
     r.verdict = verdict_kind::not_measured;

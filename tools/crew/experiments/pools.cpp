@@ -28,6 +28,7 @@
 #include "crew/algorithm.hpp"
 #include "crew/hybrid_pool.hpp"
 #include "crew/process_pool.hpp"
+#include "crew/shared_array.hpp"
 #include "crew/thread_pool.hpp"
 #include "experiments/common.hpp"
 #include "experiments/kernels.hpp"
@@ -96,6 +97,18 @@ std::uint64_t checksum(const std::vector<unsigned char>& data) {
   return read_all_bytes(data.data(), data.size());
 }
 
+std::uint64_t checksum_shared(crew::shared_array<const unsigned char> data) {
+  return read_all_bytes(data.data(), data.size());
+}
+
+int nothing() {
+  return 1;
+}
+
+int first_and_last(crew::shared_array<const std::byte> data) {
+  return std::to_integer<int>(data[0]) + std::to_integer<int>(data[data.size() - 1]);
+}
+
 // A real invalid write (not raise()): the kernel delivers SIGSEGV exactly as for a bug.
 void segfault() {
   void* page = ::mmap(nullptr, 4096, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -124,14 +137,6 @@ namespace crew::lab::pools {
 namespace {
 
 namespace tasks = crew::lab::pool_tasks;
-
-series not_yet(std::string name, const char* part, std::string group = {}, double x = 0,
-               std::string unit = "s") {
-  return absent(
-      std::move(name), series_state::not_built,
-      std::string(part) + " is not built yet; its figures join this experiment when it lands",
-      std::move(group), x, std::move(unit));
-}
 
 // Runs `body` (which returns every sample, warm-up first) in a sacrificial child and files what
 // it returned into `s`. Any failure — an exception (its message becomes the note), a crash, the
@@ -648,8 +653,79 @@ series process_pool_copy(const config& cfg, unsigned workers, unsigned tasks,
       measured);
 }
 
-series process_pool_shared_buffer(const config&, unsigned, unsigned, std::size_t) {
-  return not_yet("processes, zero-copy shared buffer", "crew's shared buffer");
+series process_pool_shared_buffer(const config& cfg, unsigned workers, unsigned tasks,
+                                  const unsigned char* data, std::size_t bytes) {
+  const int measured = heavy_repeat(cfg);
+  const int n = cfg.warmup + measured;
+  return sampled_in_child(
+      cfg, named("crew process_pool, input as a crew::shared_array", {}, 0, "s"), 300,
+      [=] {
+        crew::process_pool pool{pool_options(workers)};
+        auto input = crew::shared_array<unsigned char>::create(bytes);
+        std::copy(data, data + bytes, input.begin());
+        const std::uint64_t expect = read_all_bytes(input.data(), input.size());
+        std::vector<double> v;
+        for (int k = 0; k < n; ++k) {
+          const auto t0 = clock::now();
+          bool ok = true;
+          // Every task at once: only a descriptor crosses, so nothing is copied per task.
+          std::vector<crew::future<std::uint64_t>> fs;
+          for (unsigned i = 0; i < tasks; ++i)
+            fs.push_back(pool.submit<&tasks::checksum_shared>(input));
+          for (auto& f : fs) {
+            auto r = f.result();
+            ok = ok && r && r.value() == expect;
+          }
+          const double dt = seconds_since(t0);
+          v.push_back(ok ? dt : NAN);
+        }
+        return v;
+      },
+      measured);
+}
+
+handover_figures process_pool_handover(const config& cfg, std::size_t bytes) {
+  handover_figures out;
+  out.no_op = named("crew process_pool, no-op task round trip", {}, 0, "s");
+  out.handover = named("crew process_pool, " + format_value(static_cast<double>(bytes), "B") +
+                           " crew::shared_buffer handed over, first and last byte read",
+                       {}, 0, "s");
+  const int n = cfg.warmup + cfg.repeat;
+  const int iters = cfg.quick ? 200 : 1000;
+  const auto run = run_in_child(
+      [&](int) {
+        crew::process_pool pool{pool_options(1)};
+        auto buffer = crew::shared_buffer::create(bytes);
+        buffer[0] = std::byte{1};
+        buffer[bytes - 1] = std::byte{2};
+        std::vector<double> v;
+        // Interleaved, in one pool: sample s of each is measured at the same moment.
+        for (int s = 0; s < n; ++s) {
+          auto t0 = clock::now();
+          for (int i = 0; i < iters; ++i) {
+            if (pool.submit<&tasks::nothing>().get() != 1) return std::string{};
+          }
+          v.push_back(seconds_since(t0) / iters);
+          t0 = clock::now();
+          for (int i = 0; i < iters; ++i) {
+            if (pool.submit<&tasks::first_and_last>(buffer).get() != 3) return std::string{};
+          }
+          v.push_back(seconds_since(t0) / iters);
+        }
+        return pack_doubles(v);
+      },
+      300);
+  const std::vector<double> v = run.ok() ? unpack_doubles(run.output) : std::vector<double>{};
+  if (v.size() != 2 * static_cast<std::size_t>(n)) {
+    out.no_op.state = out.handover.state = series_state::failed;
+    out.no_op.note = out.handover.note = "the measuring process failed";
+    return out;
+  }
+  for (int s = cfg.warmup; s < n; ++s) {
+    out.no_op.samples.push_back(v[2 * static_cast<std::size_t>(s)]);
+    out.handover.samples.push_back(v[2 * static_cast<std::size_t>(s) + 1]);
+  }
+  return out;
 }
 
 // ---- fault isolation ------------------------------------------------------------------------

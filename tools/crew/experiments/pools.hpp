@@ -90,12 +90,20 @@ series process_pool_requests(const config& cfg, unsigned workers, unsigned tasks
 
 /// Data sharing: `tasks` tasks each reading all of a `bytes` input (checksum), on `workers`.
 /// The copy case passes the input as a process_pool task argument (encoded, sent, decoded for
-/// every task; heavy_repeat(cfg) measured runs); the shared-buffer case would hand it over without
-/// a copy (not built yet).
+/// every task; heavy_repeat(cfg) measured runs); the shared-buffer case hands it over as a
+/// crew::shared_array<const unsigned char>, whose memory the workers map (no copy per task).
 series process_pool_copy(const config& cfg, unsigned workers, unsigned tasks,
                          const unsigned char* data, std::size_t bytes);
 series process_pool_shared_buffer(const config& cfg, unsigned workers, unsigned tasks,
-                                  std::size_t bytes);
+                                  const unsigned char* data, std::size_t bytes);
+
+/// Handing a `bytes` crew::shared_buffer to a task that reads its first and last byte, against a
+/// no-op task, on a process_pool of one worker: mean round trip of each, interleaved samples.
+struct handover_figures {
+  series no_op;
+  series handover;
+};
+handover_figures process_pool_handover(const config& cfg, std::size_t bytes);
 
 /// Fault isolation: `tasks` tasks of ~2 ms on `workers`, task `bad` writes to a PROT_NONE page.
 struct fault_figures {
