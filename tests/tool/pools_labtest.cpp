@@ -290,11 +290,18 @@ TEST(PoolMeasurements, IoRequestToAClosedPortFails) {
   EXPECT_TRUE(r.samples.empty());
 }
 
-TEST(PoolMeasurements, DataCopiedAsATaskArgument) {
+TEST(PoolMeasurements, DataCopiedAsATaskArgumentAndShared) {
   std::vector<unsigned char> input(1 << 20, 7);
   expect_measured(pools::process_pool_copy(small_config(), 2, 4, input.data(), input.size()));
-  EXPECT_EQ(pools::process_pool_shared_buffer(small_config(), 2, 4, 1 << 20).state,
-            series_state::not_built);
+  expect_measured(
+      pools::process_pool_shared_buffer(small_config(), 2, 4, input.data(), input.size()));
+}
+
+TEST(PoolMeasurements, SharedBufferHandover) {
+  const auto figures = pools::process_pool_handover(small_config(), std::size_t{64} << 20);
+  expect_measured(figures.no_op);
+  expect_measured(figures.handover);
+  for (double v : figures.handover.samples) EXPECT_LT(v, 1.0);  // a mapping, not a copy
 }
 
 TEST(PoolMeasurements, PerTaskCost) {

@@ -721,9 +721,11 @@ handover_figures process_pool_handover(const config& cfg, std::size_t bytes) {
     out.no_op.note = out.handover.note = "the measuring process failed";
     return out;
   }
-  for (int s = cfg.warmup; s < n; ++s) {
-    out.no_op.samples.push_back(v[2 * static_cast<std::size_t>(s)]);
-    out.handover.samples.push_back(v[2 * static_cast<std::size_t>(s) + 1]);
+  for (int s = 0; s < n; ++s) {
+    const bool warm_up = s < cfg.warmup;
+    (warm_up ? out.no_op.warmup : out.no_op.samples).push_back(v[2 * static_cast<std::size_t>(s)]);
+    (warm_up ? out.handover.warmup : out.handover.samples)
+        .push_back(v[2 * static_cast<std::size_t>(s) + 1]);
   }
   return out;
 }
