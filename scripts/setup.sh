@@ -11,6 +11,7 @@ packages=(
   libcli11-dev                                               # the crew command line
   nlohmann-json3-dev                                         # crew bench --json / advise input
   libtbb-dev libboost-dev libomp-dev                         # peers in the benchmarks
+  libconcurrentqueue-dev                                     # moodycamel's queue, a peer in bench_queue
   libopenmpi-dev openmpi-bin python3-mpi4py                  # mpi_pool and its peer
   python3                                                    # CPython peers in crew bench
   chromium                                                   # headless check of the HTML report
