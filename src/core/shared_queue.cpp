@@ -1,15 +1,19 @@
 // The byte-level queue of crew::shared_queue (crew/shared_queue.hpp).
 //
-// Layout of the shared region: a header (a robust process-shared mutex, positions, futex words)
-// and a ring of `capacity` bytes of records. A record is an 8-byte prefix (its payload size) and
-// the payload padded to 8 bytes; a record never wraps: at the end of the ring a skip marker sends
-// the reader to the start. head and tail count bytes since creation (offset = position %
-// capacity), so that head == tail means empty.
+// Layout of the shared region: a header (two robust process-shared mutexes, positions, futex
+// words) and a ring of `capacity` bytes of records. A record is an 8-byte prefix (its payload
+// size) and the payload padded to 8 bytes; a record never wraps: at the end of the ring a skip
+// marker sends the reader to the start. head and tail count bytes since creation (offset =
+// position % capacity), so that head == tail means empty. A message may take up to half the
+// ring, so that it always fits once the ring has emptied, wherever the tail stands.
 //
-// Commit points: a push writes its record, then stores tail; a pop copies the record out, then
-// stores head. Both stores happen under the mutex, and nothing else in the header must change
-// with them — so a holder killed at any moment leaves a consistent queue, and the next locker
-// (told EOWNERDEAD) marks the mutex consistent and goes on.
+// Two locks, as in Michael and Scott's two-lock queue: producers serialise on one, consumers on
+// the other, and a producer and a consumer never wait for each other's lock — they meet only on
+// head and tail. A push writes its record, then publishes tail (release); a pop reads tail
+// (acquire), copies the record out, then publishes head (release), which the producers read
+// (acquire) before reusing the space. Each side commits with that one store under its own lock,
+// so a holder killed at any moment leaves a consistent queue, and the next locker (told
+// EOWNERDEAD) marks the mutex consistent and goes on.
 #include "crew/shared_queue.hpp"
 
 #include <pthread.h>
@@ -43,20 +47,23 @@ inline void cpu_relax() noexcept {
 #endif
 }
 
-struct alignas(64) queue_header {
-  pthread_mutex_t mu;
-  std::uint32_t magic;
-  std::uint32_t closed;    // under mu
-  std::uint64_t capacity;  // bytes of records; a multiple of 8
-  // Under mu. Atomic only so that a holder killed between two stores leaves each whole; the
-  // signal fences before them keep the compiler from moving a record's bytes past its commit.
-  std::atomic<std::uint64_t> head;
-  std::atomic<std::uint64_t> tail;
-  std::uint64_t recoveries;           // under mu
-  std::atomic<std::uint32_t> pushed;  // futex word: changes after every push and at close
-  std::atomic<std::uint32_t> popped;  // futex word: changes after every pop and at close
+// Each group on its own cache line: the producers' (written at every push), the consumers'
+// (written at every pop), and the sleepers' words, written only around a sleep.
+struct queue_header {
+  alignas(64) pthread_mutex_t push_mu;  // producers
+  std::atomic<std::uint64_t> tail;      // written under push_mu
+  alignas(64) pthread_mutex_t pop_mu;   // consumers
+  std::atomic<std::uint64_t> head;      // written under pop_mu
+  // A consumer sleeps on `pushed` after announcing itself in pop_waiters; a producer that sees
+  // a sleeper after its commit moves `pushed` and wakes it. Likewise for producers on `popped`.
+  alignas(64) std::atomic<std::uint32_t> pushed;
   std::atomic<std::uint32_t> pop_waiters;
+  alignas(64) std::atomic<std::uint32_t> popped;
   std::atomic<std::uint32_t> push_waiters;
+  alignas(64) std::uint32_t magic;
+  std::atomic<std::uint32_t> closed;      // set under push_mu
+  std::uint64_t capacity;                 // bytes of records; a multiple of 8
+  std::atomic<std::uint64_t> recoveries;  // locks taken over from a dead holder
 };
 
 constexpr std::size_t data_offset = (sizeof(queue_header) + 63) / 64 * 64;
@@ -77,18 +84,18 @@ std::byte* ring_of(const shared_array<std::byte>& memory) noexcept {
 /// moment a holder can die).
 class queue_lock {
  public:
-  explicit queue_lock(queue_header& h) : h_(h) { acquire(); }
+  queue_lock(queue_header& h, pthread_mutex_t& mu) : h_(h), mu_(mu) { acquire(); }
   queue_lock(const queue_lock&) = delete;
   queue_lock& operator=(const queue_lock&) = delete;
   ~queue_lock() {
-    if (locked_) pthread_mutex_unlock(&h_.mu);
+    if (locked_) pthread_mutex_unlock(&mu_);
     if (wake_all_) {
       ipc::futex_wake(&h_.pushed, INT_MAX);
       ipc::futex_wake(&h_.popped, INT_MAX);
     }
   }
   void unlock() {
-    pthread_mutex_unlock(&h_.mu);
+    pthread_mutex_unlock(&mu_);
     locked_ = false;
   }
   void relock() {
@@ -102,13 +109,13 @@ class queue_lock {
     // in the kernel (glibc's robust mutexes do not spin on their own).
     int rc = EBUSY;
     for (int spin = 0; spin < lock_spins && rc == EBUSY; ++spin) {
-      rc = pthread_mutex_trylock(&h_.mu);
+      rc = pthread_mutex_trylock(&mu_);
       if (rc == EBUSY) cpu_relax();
     }
-    if (rc == EBUSY) rc = pthread_mutex_lock(&h_.mu);
+    if (rc == EBUSY) rc = pthread_mutex_lock(&mu_);
     if (rc == EOWNERDEAD) {
-      pthread_mutex_consistent(&h_.mu);
-      ++h_.recoveries;
+      pthread_mutex_consistent(&mu_);
+      h_.recoveries.fetch_add(1, std::memory_order_relaxed);
       // The dead holder may have committed without waking anyone: wake everyone to re-check.
       h_.pushed.fetch_add(1, std::memory_order_release);
       h_.popped.fetch_add(1, std::memory_order_release);
@@ -119,13 +126,15 @@ class queue_lock {
   }
 
   queue_header& h_;
+  pthread_mutex_t& mu_;
   bool locked_ = true;
   bool wake_all_ = false;
 };
 
 /// Spins while `word` holds `seen`, for a bounded time: true when it changed. A partner that is
 /// running answers within microseconds, and neither side then pays for a futex sleep and wake.
-bool spin_on(const std::atomic<std::uint32_t>& word, std::uint32_t seen) noexcept {
+template <class Word>
+bool spin_on(const std::atomic<Word>& word, Word seen) noexcept {
   for (int i = 0; i < wait_spins; ++i) {
     if (word.load(std::memory_order_acquire) != seen) return true;
     cpu_relax();
@@ -171,7 +180,8 @@ queue_core queue_core::create(std::size_t capacity) {
   pthread_mutexattr_init(&attr);
   pthread_mutexattr_setpshared(&attr, PTHREAD_PROCESS_SHARED);
   pthread_mutexattr_setrobust(&attr, PTHREAD_MUTEX_ROBUST);
-  const int rc = pthread_mutex_init(&h->mu, &attr);
+  int rc = pthread_mutex_init(&h->push_mu, &attr);
+  if (rc == 0) rc = pthread_mutex_init(&h->pop_mu, &attr);
   pthread_mutexattr_destroy(&attr);
   if (rc != 0) throw std::system_error(rc, std::generic_category(), "crew::shared_queue: mutex");
   h->capacity = capacity;
@@ -194,7 +204,7 @@ std::size_t queue_core::capacity() const noexcept {
 }
 
 std::size_t queue_core::max_message() const noexcept {
-  return capacity() - prefix;
+  return capacity() / 2 - prefix;
 }
 
 queue_core::status queue_core::push(std::span<const std::byte> message,
@@ -204,24 +214,12 @@ queue_core::status queue_core::push(std::span<const std::byte> message,
   const std::uint64_t cap = h.capacity;
   const std::uint64_t need = prefix + padded(message.size());
   if (message.size() > max_message()) throw_message_too_large(message.size(), max_message());
-  queue_lock lock{h};
+  queue_lock lock{h, h.push_mu};
   for (;;) {
-    if (h.closed != 0) return status::closed;
-    std::uint64_t head = h.head.load(std::memory_order_relaxed);
-    std::uint64_t tail = h.tail.load(std::memory_order_relaxed);
-    std::uint64_t offset = tail % cap;
-    if (head == tail && offset + need > cap) {
-      // Empty, and the message does not fit before the ring's end: start again at its
-      // beginning, where any message fits. Two commits, each leaving a consistent queue (one
-      // holding only a skip marker, then an empty one).
-      std::memcpy(ring + offset, &skip_marker, prefix);
-      std::atomic_signal_fence(std::memory_order_seq_cst);
-      tail += cap - offset;
-      h.tail.store(tail, std::memory_order_relaxed);
-      h.head.store(tail, std::memory_order_relaxed);
-      head = tail;
-      offset = 0;
-    }
+    if (h.closed.load(std::memory_order_relaxed) != 0) return status::closed;
+    const std::uint64_t tail = h.tail.load(std::memory_order_relaxed);
+    const std::uint64_t head = h.head.load(std::memory_order_acquire);
+    const std::uint64_t offset = tail % cap;
     const std::uint64_t skip = offset + need > cap ? cap - offset : 0;
     if (cap - (tail - head) >= skip + need) {
       std::uint64_t at = offset;
@@ -233,26 +231,28 @@ queue_core::status queue_core::push(std::span<const std::byte> message,
       std::memcpy(ring + at, &size, prefix);
       if (!message.empty()) std::memcpy(ring + at + prefix, message.data(), message.size());
       std::atomic_signal_fence(std::memory_order_seq_cst);
-      h.tail.store(tail + skip + need, std::memory_order_relaxed);  // the commit
-      h.pushed.fetch_add(1, std::memory_order_release);
-      const bool wake = h.pop_waiters.load(std::memory_order_relaxed) != 0;
+      h.tail.store(tail + skip + need, std::memory_order_seq_cst);  // the commit
+      const bool sleepers = h.pop_waiters.load(std::memory_order_seq_cst) != 0;
       lock.unlock();
-      if (wake) ipc::futex_wake(&h.pushed, 1);
+      if (sleepers) {
+        h.pushed.fetch_add(1, std::memory_order_seq_cst);
+        ipc::futex_wake(&h.pushed, 1);
+      }
       return status::ok;
     }
     if (no_wait(deadline)) return status::full;
-    const std::uint32_t seen = h.popped.load(std::memory_order_acquire);
-    lock.unlock();
-    if (spin_on(h.popped, seen)) {
+    if (spin_on(h.head, head)) continue;
+    // Announce the wait, then look again: a pop whose commit this look misses sees the
+    // announcement (both sides are sequentially consistent), moves `popped` and wakes us.
+    const std::uint32_t seen = h.popped.load(std::memory_order_seq_cst);
+    h.push_waiters.fetch_add(1, std::memory_order_seq_cst);
+    bool in_time = true;
+    if (h.head.load(std::memory_order_seq_cst) == head &&
+        h.closed.load(std::memory_order_seq_cst) == 0) {
+      lock.unlock();
+      in_time = sleep_on(h.popped, seen, deadline);
       lock.relock();
-      continue;
     }
-    lock.relock();
-    if (h.popped.load(std::memory_order_acquire) != seen) continue;
-    h.push_waiters.fetch_add(1, std::memory_order_relaxed);
-    lock.unlock();
-    const bool in_time = sleep_on(h.popped, seen, deadline);
-    lock.relock();
     h.push_waiters.fetch_sub(1, std::memory_order_relaxed);
     if (!in_time) return status::timed_out;
   }
@@ -263,45 +263,48 @@ queue_core::status queue_core::pop(std::vector<std::byte>& out,
   queue_header& h = header_of(memory_);
   const std::byte* ring = ring_of(memory_);
   const std::uint64_t cap = h.capacity;
-  queue_lock lock{h};
+  queue_lock lock{h, h.pop_mu};
   for (;;) {
-    for (std::uint64_t head = h.head.load(std::memory_order_relaxed);
-         head != h.tail.load(std::memory_order_relaxed);) {
-      const std::uint64_t offset = head % cap;
+    // Closed is read before the tail: everything pushed before close() is then visible.
+    const bool was_closed = h.closed.load(std::memory_order_acquire) != 0;
+    std::uint64_t head = h.head.load(std::memory_order_relaxed);
+    const std::uint64_t tail = h.tail.load(std::memory_order_acquire);
+    if (head != tail) {
       std::uint64_t size = 0;
-      std::memcpy(&size, ring + offset, prefix);
+      std::memcpy(&size, ring + head % cap, prefix);
       if (size == skip_marker) {
-        head += cap - offset;
-        h.head.store(head, std::memory_order_relaxed);
-        continue;
+        head += cap - head % cap;
+        std::memcpy(&size, ring + head % cap, prefix);
       }
-      if (size > cap - offset - prefix) {
+      const std::uint64_t offset = head % cap;
+      if (head == tail || size > cap - offset - prefix) {
         throw std::runtime_error("crew::shared_queue: the queue's memory is corrupt");
       }
       out.resize(size);
       if (size != 0) std::memcpy(out.data(), ring + offset + prefix, size);
       std::atomic_signal_fence(std::memory_order_seq_cst);
-      h.head.store(head + prefix + padded(size), std::memory_order_relaxed);  // the commit
-      h.popped.fetch_add(1, std::memory_order_release);
-      const bool wake = h.push_waiters.load(std::memory_order_relaxed) != 0;
+      h.head.store(head + prefix + padded(size), std::memory_order_seq_cst);  // the commit
+      const bool sleepers = h.push_waiters.load(std::memory_order_seq_cst) != 0;
       lock.unlock();
-      if (wake) ipc::futex_wake(&h.popped, INT_MAX);
+      if (sleepers) {
+        // Every sleeping producer: the room made may fit a small message but not a large one.
+        h.popped.fetch_add(1, std::memory_order_seq_cst);
+        ipc::futex_wake(&h.popped, INT_MAX);
+      }
       return status::ok;
     }
-    if (h.closed != 0) return status::closed;
+    if (was_closed) return status::closed;
     if (no_wait(deadline)) return status::empty;
-    const std::uint32_t seen = h.pushed.load(std::memory_order_acquire);
-    lock.unlock();
-    if (spin_on(h.pushed, seen)) {
+    if (spin_on(h.tail, tail)) continue;
+    const std::uint32_t seen = h.pushed.load(std::memory_order_seq_cst);
+    h.pop_waiters.fetch_add(1, std::memory_order_seq_cst);
+    bool in_time = true;
+    if (h.tail.load(std::memory_order_seq_cst) == tail &&
+        h.closed.load(std::memory_order_seq_cst) == 0) {
+      lock.unlock();
+      in_time = sleep_on(h.pushed, seen, deadline);
       lock.relock();
-      continue;
     }
-    lock.relock();
-    if (h.pushed.load(std::memory_order_acquire) != seen) continue;
-    h.pop_waiters.fetch_add(1, std::memory_order_relaxed);
-    lock.unlock();
-    const bool in_time = sleep_on(h.pushed, seen, deadline);
-    lock.relock();
     h.pop_waiters.fetch_sub(1, std::memory_order_relaxed);
     if (!in_time) return status::timed_out;
   }
@@ -310,28 +313,28 @@ queue_core::status queue_core::pop(std::vector<std::byte>& out,
 void queue_core::close() {
   queue_header& h = header_of(memory_);
   {
-    queue_lock lock{h};
-    h.closed = 1;
-    h.pushed.fetch_add(1, std::memory_order_release);
-    h.popped.fetch_add(1, std::memory_order_release);
+    // Under the producers' lock: no push is half done when the queue closes, so a consumer
+    // that sees it closed and empty has seen every value.
+    queue_lock lock{h, h.push_mu};
+    h.closed.store(1, std::memory_order_release);
+    h.pushed.fetch_add(1, std::memory_order_seq_cst);
+    h.popped.fetch_add(1, std::memory_order_seq_cst);
   }
   ipc::futex_wake(&h.pushed, INT_MAX);
   ipc::futex_wake(&h.popped, INT_MAX);
 }
 
 bool queue_core::closed() const {
-  queue_header& h = header_of(memory_);
-  queue_lock lock{h};
-  return h.closed != 0;
+  return header_of(memory_).closed.load(std::memory_order_acquire) != 0;
 }
 
 std::size_t queue_core::size() const {
   queue_header& h = header_of(memory_);
   const std::byte* ring = ring_of(memory_);
   const std::uint64_t cap = h.capacity;
-  queue_lock lock{h};
+  queue_lock lock{h, h.pop_mu};  // the head stays put while the records are counted
+  const std::uint64_t tail = h.tail.load(std::memory_order_acquire);
   std::size_t n = 0;
-  const std::uint64_t tail = h.tail.load(std::memory_order_relaxed);
   for (std::uint64_t at = h.head.load(std::memory_order_relaxed); at != tail;) {
     std::uint64_t size = 0;
     std::memcpy(&size, ring + at % cap, prefix);
@@ -346,9 +349,7 @@ std::size_t queue_core::size() const {
 }
 
 std::uint64_t queue_core::recoveries() const {
-  queue_header& h = header_of(memory_);
-  queue_lock lock{h};
-  return h.recoveries;
+  return header_of(memory_).recoveries.load(std::memory_order_relaxed);
 }
 
 }  // namespace crew::detail

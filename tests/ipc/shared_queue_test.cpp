@@ -212,11 +212,17 @@ TEST(SharedQueue, AMessageThatCanNeverFitIsRefusedWithBothSizes) {
   } catch (const std::length_error& e) {
     const std::string what = e.what();
     EXPECT_NE(what.find("1008 bytes"), std::string::npos) << what;  // 8 length + 1000
-    EXPECT_NE(what.find("248 bytes"), std::string::npos) << what;
+    EXPECT_NE(what.find("120 bytes"), std::string::npos) << what;   // half the ring, less 8
   }
   EXPECT_TRUE(q.empty()) << "nothing was pushed";
-  q.push(std::string(240, 'y'));  // the largest that fits (8 + 240 = 248)
-  EXPECT_EQ(q.pop()->size(), 240U);
+  EXPECT_THROW(q.push(std::string(113, 'z')), std::length_error);  // 8 + 113 = 121
+  // The largest that fits (8 + 112 = 120), again and again wherever the ring's end falls.
+  for (int i = 0; i < 50; ++i) {
+    q.push(std::string(112, 'y'));
+    EXPECT_EQ(q.pop()->size(), 112U);
+    q.push(std::string(static_cast<std::size_t>(i), 'w'));
+    EXPECT_EQ(q.pop()->size(), static_cast<std::size_t>(i));
+  }
 }
 
 TEST(SharedQueue, AnEmptyHandleAndForeignMemoryAreRefused) {
@@ -242,7 +248,7 @@ TEST(SharedQueue, ALockHolderKilledInsideIsTakenOver) {
   crew::detail::queue_core core = crew::detail::queue_core::create(1024);
   const std::vector<std::byte> one(10, std::byte{1});
   ASSERT_EQ(core.push(one, std::nullopt), crew::detail::queue_core::status::ok);
-  // The mutex is the first thing in the queue's memory: hold it, and die holding it.
+  // The producers' mutex is the first thing in the queue's memory: hold it, and die holding it.
   auto* mu = reinterpret_cast<pthread_mutex_t*>(core.memory().data());
   const pid_t child = fork_child([mu] {
     pthread_mutex_lock(mu);
@@ -250,13 +256,18 @@ TEST(SharedQueue, ALockHolderKilledInsideIsTakenOver) {
   });
   const int status = wait_child(child);
   ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+  const std::vector<std::byte> two(20, std::byte{2});
+  ASSERT_EQ(core.push(two, std::chrono::steady_clock::now() + 10s),
+            crew::detail::queue_core::status::ok);
+  EXPECT_EQ(core.recoveries(), 1U) << "the dead producer's lock was taken over";
+  EXPECT_EQ(core.size(), 2U);
   std::vector<std::byte> out;
   ASSERT_EQ(core.pop(out, std::chrono::steady_clock::now() + 10s),
             crew::detail::queue_core::status::ok);
   EXPECT_EQ(out, one) << "the message queued before survives";
-  EXPECT_EQ(core.recoveries(), 1U);
-  ASSERT_EQ(core.push(one, std::nullopt), crew::detail::queue_core::status::ok);
-  EXPECT_EQ(core.size(), 1U);
+  ASSERT_EQ(core.pop(out, std::chrono::steady_clock::now() + 10s),
+            crew::detail::queue_core::status::ok);
+  EXPECT_EQ(out, two);
 }
 
 // Producers and consumers in child processes, SIGKILLed at random moments while the parent
