@@ -13,10 +13,14 @@
 //     spins on try_dequeue, the producer never waits: it is unbounded), when its header is
 //     installed (Debian's libconcurrentqueue-dev).
 // Both crew and Boost block when full or empty (crew: futex; Boost: its condition variables).
+// On a machine with two CPUs or more the consumer runs on the first allowed CPU and the producer
+// on the second, in every series, so that placement does not decide the figures.
 // The series alternate, N runs each, so load from elsewhere hits them alike; every run checks
 // that each message arrived once and in order. Output: markdown with the machine, the load at
 // start and end, the command, medians and ranges, and ratios from the same run.
 // scripts/bench-report.sh queue keeps one run in docs/benchmarks/queue.md.
+#include <pthread.h>
+#include <sched.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -54,6 +58,28 @@ namespace bip = boost::interprocess;
 
 constexpr std::size_t queue_bytes = 64 * 1024;
 
+// The CPUs this process may use when it starts; the consumer takes the first, the producer the
+// second (none pinned with fewer than two).
+std::vector<int> allowed_cpus() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  std::vector<int> out;
+  if (sched_getaffinity(0, sizeof set, &set) != 0) return out;
+  for (int c = 0; c < CPU_SETSIZE; ++c) {
+    if (CPU_ISSET(c, &set)) out.push_back(c);
+  }
+  return out;
+}
+const std::vector<int> cpus = allowed_cpus();
+
+void pin_to(std::size_t which) {
+  if (cpus.size() < 2) return;
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  CPU_SET(cpus[which], &set);
+  pthread_setaffinity_np(pthread_self(), sizeof set, &set);
+}
+
 double seconds_since(clock_type::time_point t0) {
   return std::chrono::duration<double>(clock_type::now() - t0).count();
 }
@@ -80,6 +106,7 @@ double across_processes(Producer producer, Consumer consumer) {
   const pid_t pid = fork();
   if (pid < 0) fail("fork failed");
   if (pid == 0) {
+    pin_to(1);
     producer();
     _exit(0);
   }
@@ -113,6 +140,7 @@ double crew_processes(std::uint64_t n) {
 double crew_threads(std::uint64_t n) {
   auto q = crew::shared_queue<message>::create(queue_bytes);
   std::thread producer([&] {
+    pin_to(1);
     for (std::uint64_t i = 0; i < n; ++i) q.push(make(i));
   });
   auto first = q.pop();
@@ -164,6 +192,7 @@ double boost_processes(std::uint64_t n) {
 double moodycamel_threads(std::uint64_t n) {
   moodycamel::ConcurrentQueue<message> q;
   std::thread producer([&] {
+    pin_to(1);
     for (std::uint64_t i = 0; i < n; ++i) q.enqueue(make(i));
   });
   message m{};
@@ -200,6 +229,7 @@ int main(int argc, char** argv) {
   }
   if (reps < 1 || messages < 2) fail("--reps must be at least 1 and --messages at least 2");
   const std::string load_before = crew_bench::load_average();
+  pin_to(0);  // the consumer, in every series
 
   struct series {
     const char* name;
