@@ -79,6 +79,8 @@ class sync_memory {
   shared_array<std::byte> memory_;
 };
 
+[[noreturn]] void throw_empty_sync_handle();
+
 /// A steady_clock deadline as a CLOCK_MONOTONIC timespec (libstdc++'s steady_clock is
 /// CLOCK_MONOTONIC); deadlines of other clocks are converted through the time left.
 timespec monotonic_deadline(std::chrono::steady_clock::time_point deadline) noexcept;
@@ -102,7 +104,9 @@ class process_mutex {
   process_mutex() noexcept = default;
   [[nodiscard]] static process_mutex create();
 
-  void lock();
+  void lock() {
+    if (const int rc = pthread_mutex_lock(native_handle()); rc != 0) (void)took(rc, "lock");
+  }
   [[nodiscard]] bool try_lock();
   template <class Rep, class Period>
   [[nodiscard]] bool try_lock_for(std::chrono::duration<Rep, Period> timeout) {
@@ -112,7 +116,9 @@ class process_mutex {
   [[nodiscard]] bool try_lock_until(std::chrono::time_point<Clock, Duration> deadline) {
     return lock_until(detail::to_steady(deadline));
   }
-  void unlock();
+  void unlock() {
+    if (const int rc = pthread_mutex_unlock(native_handle()); rc != 0) unlock_failed(rc);
+  }
 
   /// For the holder: true when it took the lock from a holder that died holding it, until
   /// consistent() is called.
@@ -120,21 +126,29 @@ class process_mutex {
   /// For the holder: what the lock guards is repaired; the mutex is usable again after unlock().
   void consistent();
 
-  /// The pthread mutex itself (for process_condition_variable).
-  [[nodiscard]] pthread_mutex_t* native_handle() const;
+  /// The pthread mutex itself.
+  [[nodiscard]] pthread_mutex_t* native_handle() const {
+    if (mu_ == nullptr) detail::throw_empty_sync_handle();
+    return mu_;
+  }
 
   template <class Archive>
   void serialize(Archive& ar) {
     memory_.serialize(ar, kind);
+    if constexpr (Archive::is_loading) mu_ = memory_.empty() ? nullptr : find_mutex();
   }
 
   static constexpr std::uint32_t kind = 0x6d757478;  // "mutx"
 
  private:
   bool lock_until(std::chrono::steady_clock::time_point deadline);
-  /// EOWNERDEAD and ENOTRECOVERABLE from a lock call; true when the lock is held.
+  /// A lock call's result other than 0: EOWNERDEAD (held, owner died), EBUSY and ETIMEDOUT (not
+  /// held), ENOTRECOVERABLE and errors (thrown). True when the lock is held.
   bool took(int rc, const char* call);
+  [[noreturn]] static void unlock_failed(int rc);
+  [[nodiscard]] pthread_mutex_t* find_mutex() const;
   detail::sync_memory memory_;
+  pthread_mutex_t* mu_ = nullptr;  // in memory_, cached: lock and unlock are the hot path
 };
 
 /// A condition variable for process_mutex. Waits may wake spuriously (use the predicate forms).

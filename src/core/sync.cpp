@@ -44,10 +44,12 @@ sync_memory sync_memory::create(std::uint32_t kind) {
   return out;
 }
 
+void throw_empty_sync_handle() {
+  throw std::logic_error("crew: an empty synchronisation handle (make one with create())");
+}
+
 std::byte* sync_memory::checked() const {
-  if (memory_.empty()) {
-    throw std::logic_error("crew: an empty synchronisation handle (make one with create())");
-  }
+  if (memory_.empty()) throw_empty_sync_handle();
   return memory_.data();
 }
 
@@ -116,19 +118,23 @@ process_mutex process_mutex::create() {
   const int rc = pthread_mutex_init(&s->mu, &attr);
   pthread_mutexattr_destroy(&attr);
   if (rc != 0) throw std::system_error(rc, std::generic_category(), "crew::process_mutex: init");
+  m.mu_ = &s->mu;
   return m;
 }
 
-pthread_mutex_t* process_mutex::native_handle() const {
+pthread_mutex_t* process_mutex::find_mutex() const {
   return &memory_.state<mutex_state>()->mu;
+}
+
+void process_mutex::unlock_failed(int rc) {
+  throw std::system_error(rc, std::generic_category(), "crew::process_mutex: unlock");
 }
 
 bool process_mutex::took(int rc, const char* call) {
   mutex_state* s = memory_.state<mutex_state>();
-  if (rc == 0) {
-    s->owner_died = 0;
-    return true;
-  }
+  // A plain success needs nothing here: owner_died is 0 whenever the mutex can be had that way
+  // (it is set only with EOWNERDEAD, and cleared by consistent() or never usable again).
+  if (rc == 0) return true;
   if (rc == EOWNERDEAD) {
     s->owner_died = 1;  // held, inconsistent until consistent()
     return true;
@@ -142,10 +148,6 @@ bool process_mutex::took(int rc, const char* call) {
   throw std::system_error(rc, std::generic_category(), std::string{"crew::process_mutex: "} + call);
 }
 
-void process_mutex::lock() {
-  (void)took(pthread_mutex_lock(native_handle()), "lock");
-}
-
 bool process_mutex::try_lock() {
   return took(pthread_mutex_trylock(native_handle()), "trylock");
 }
@@ -153,11 +155,6 @@ bool process_mutex::try_lock() {
 bool process_mutex::lock_until(std::chrono::steady_clock::time_point deadline) {
   const timespec ts = detail::monotonic_deadline(deadline);
   return took(pthread_mutex_clocklock(native_handle(), CLOCK_MONOTONIC, &ts), "clocklock");
-}
-
-void process_mutex::unlock() {
-  const int rc = pthread_mutex_unlock(native_handle());
-  if (rc != 0) throw std::system_error(rc, std::generic_category(), "crew::process_mutex: unlock");
 }
 
 bool process_mutex::owner_died() const {
