@@ -210,6 +210,17 @@ TEST(PoolMeasurements, SharedMemoryRingBetweenThreadsRoundTrips) {
   }
 }
 
+TEST(PoolMeasurements, SharedQueueChannelRoundTrips) {
+  for (std::size_t bytes : {std::size_t{64}, std::size_t{3} << 20}) {
+    const auto p = pools::process_channel_samples(bytes, 4, 3);
+    ASSERT_EQ(p.size(), 3u) << bytes;
+    for (double x : p) EXPECT_GT(x, 0) << bytes;
+    const auto t = pools::thread_channel_samples(bytes, 4, 3);
+    ASSERT_EQ(t.size(), 3u) << bytes;
+    for (double x : t) EXPECT_GT(x, 0) << bytes;
+  }
+}
+
 // Fairness: the threads-against-processes comparison of the communication experiment uses one
 // mechanism and one waiting strategy on both sides, and every series names its mechanism (in
 // the JSON too), so a reader sees exactly where two rows differ.

@@ -29,6 +29,7 @@
 #include "crew/hybrid_pool.hpp"
 #include "crew/process_pool.hpp"
 #include "crew/shared_array.hpp"
+#include "crew/shared_queue.hpp"
 #include "crew/thread_pool.hpp"
 #include "experiments/common.hpp"
 #include "experiments/kernels.hpp"
@@ -359,6 +360,88 @@ std::vector<double> shm_ring_samples(std::size_t bytes, int iters, int n) {
     auto v = ring_measure(down, up, ring_wait([pid] { return alive(pid); }), bytes, iters, n);
     ::kill(pid, SIGKILL);
     wait_for(pid);
+    return v;
+  } catch (const std::exception&) {
+    return {};
+  }
+}
+
+namespace {
+
+using byte_channel = crew::channel_end<std::vector<std::byte>, std::vector<std::byte>>;
+
+// A channel whose each direction holds two messages of `bytes` (a message may take half).
+std::pair<byte_channel, byte_channel> channel_for(std::size_t bytes) {
+  return crew::make_channel<std::vector<std::byte>, std::vector<std::byte>>(
+      std::max<std::size_t>(4 * (bytes + 64), std::size_t{1} << 16));
+}
+
+void channel_echo(byte_channel end) {
+  try {
+    while (auto m = end.receive()) end.send(*m);
+  } catch (...) {
+  }
+}
+
+std::vector<double> channel_measure(byte_channel end, std::size_t bytes, int iters, int n) {
+  std::vector<double> v;
+  try {
+    const std::vector<std::byte> message(bytes, std::byte{'x'});
+    for (int s = 0; s < n; ++s) {
+      const auto t0 = clock::now();
+      for (int i = 0; i < iters; ++i) {
+        end.send(message);
+        const auto back = end.receive_for(std::chrono::minutes(2));
+        if (!back || back->size() != bytes) return {};
+      }
+      v.push_back(seconds_since(t0) / iters);
+    }
+  } catch (const std::exception&) {
+    v.clear();
+  }
+  return v;
+}
+
+}  // namespace
+
+const char* const channel_mechanism =
+    "crew::make_channel<std::vector<std::byte>, ...>: two crew::shared_queues in shared memory, "
+    "each message encoded, copied in and out under the queue's locks, and decoded; each side "
+    "spins, then sleeps on a futex";
+
+std::vector<double> process_channel_samples(std::size_t bytes, int iters, int n) {
+  try {
+    auto [near, far] = channel_for(bytes);
+    const peer_placement core;
+    const pid_t pid = ::fork();
+    if (pid < 0) return {};
+    if (pid == 0) {
+      ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+      core.place_peer();
+      channel_echo(far);
+      ::_exit(0);
+    }
+    auto v = channel_measure(near, bytes, iters, n);
+    near.close();  // the echo's receive() ends
+    ::kill(pid, SIGKILL);
+    wait_for(pid);
+    return v;
+  } catch (const std::exception&) {
+    return {};
+  }
+}
+
+std::vector<double> thread_channel_samples(std::size_t bytes, int iters, int n) {
+  try {
+    auto [near, far] = channel_for(bytes);
+    const peer_placement core;
+    std::thread echo([&core, far = far]() mutable {
+      core.place_peer();
+      channel_echo(far);
+    });
+    auto v = channel_measure(near, bytes, iters, n);
+    near.close();
+    echo.join();
     return v;
   } catch (const std::exception&) {
     return {};

@@ -61,6 +61,11 @@ std::vector<double> thread_ring_samples(std::size_t bytes, int iters, int n);
 /// How both ring samplers hand a message over and wait for it — one mechanism on both sides,
 /// named in the communication experiment's series (JSON "mechanism") so a reader can check.
 extern const char* const ring_mechanism;
+/// Round trips through a crew::make_channel (the public queue), to a forked echo child or an
+/// echo thread; same contract as shm_ring_samples.
+std::vector<double> process_channel_samples(std::size_t bytes, int iters, int n);
+std::vector<double> thread_channel_samples(std::size_t bytes, int iters, int n);
+extern const char* const channel_mechanism;
 std::vector<double> process_pool_echo_samples(std::size_t bytes, int iters, int n);
 series mpi_round_trip(const config& cfg, std::size_t bytes);
 /// Path of crew-mpi-probe next to this program when it and mpirun are there; empty otherwise.
