@@ -27,6 +27,7 @@
 #include <string>
 #include <system_error>
 
+#include "ipc/doorbell.hpp"
 #include "ipc/futex.hpp"
 
 namespace crew::detail {
@@ -38,14 +39,6 @@ constexpr std::size_t prefix = 8;
 constexpr auto wait_slice = std::chrono::milliseconds{100};
 constexpr int lock_spins = 100;
 constexpr int wait_spins = 4000;  // some tens of microseconds
-
-inline void cpu_relax() noexcept {
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_ia32_pause();
-#elif defined(__aarch64__)
-  asm volatile("yield");
-#endif
-}
 
 // Each group on its own cache line: the producers' (written at every push), the consumers'
 // (written at every pop), and the sleepers' words, written only around a sleep.
@@ -110,7 +103,7 @@ class queue_lock {
     int rc = EBUSY;
     for (int spin = 0; spin < lock_spins && rc == EBUSY; ++spin) {
       rc = pthread_mutex_trylock(&mu_);
-      if (rc == EBUSY) cpu_relax();
+      if (rc == EBUSY) ipc::cpu_relax();
     }
     if (rc == EBUSY) rc = pthread_mutex_lock(&mu_);
     if (rc == EOWNERDEAD) {
@@ -137,7 +130,7 @@ template <class Word>
 bool spin_on(const std::atomic<Word>& word, Word seen) noexcept {
   for (int i = 0; i < wait_spins; ++i) {
     if (word.load(std::memory_order_acquire) != seen) return true;
-    cpu_relax();
+    ipc::cpu_relax();
   }
   return false;
 }

@@ -21,6 +21,7 @@
 #include "crew/process_pool.hpp"
 #include "crew/shared_queue.hpp"
 #include "crew/thread_pool.hpp"
+#include "support/process.hpp"
 
 namespace {
 
@@ -37,32 +38,6 @@ struct item {
     ar(producer, seq, text);
   }
 };
-
-// Waits for a child with a bound; a child that does not end is killed (the test then fails).
-int wait_child(pid_t pid, std::chrono::seconds bound = 60s) {
-  const auto until = std::chrono::steady_clock::now() + bound;
-  int status = 0;
-  while (waitpid(pid, &status, WNOHANG) == 0) {
-    if (std::chrono::steady_clock::now() > until) {
-      kill(pid, SIGKILL);
-      waitpid(pid, &status, 0);
-      ADD_FAILURE() << "child " << pid << " did not end in time";
-      return -1;
-    }
-    std::this_thread::sleep_for(1ms);
-  }
-  return status;
-}
-
-template <class Body>
-pid_t fork_child(Body body) {
-  const pid_t pid = fork();
-  if (pid == 0) {
-    body();
-    _exit(0);
-  }
-  return pid;
-}
 
 std::int64_t drain_sum(shared_queue<std::int64_t> q) {
   std::int64_t sum = 0;
@@ -114,7 +89,7 @@ TEST(SharedQueue, ManyProducersAndConsumersBetweenThreads) {
 TEST(SharedQueue, BetweenProcessesInOrderAcrossTheRingsEnd) {
   // Messages of many sizes in a small ring: records wrap around its end again and again.
   auto q = shared_queue<std::string>::create(1000);
-  const pid_t child = fork_child([q]() mutable {
+  const pid_t child = crew::test::fork_running([q]() mutable {
     for (int i = 0; i < 20000; ++i)
       q.push(std::string(static_cast<std::size_t>(i % 300), 'a' + i % 26));
     q.close();
@@ -128,7 +103,7 @@ TEST(SharedQueue, BetweenProcessesInOrderAcrossTheRingsEnd) {
     ++n;
   }
   EXPECT_EQ(n, 20000);
-  EXPECT_EQ(wait_child(child), 0);
+  EXPECT_EQ(crew::test::wait_for_child(child), 0);
 }
 
 TEST(SharedQueue, TheSameTaskOnThreadsAndOnProcesses) {
@@ -177,12 +152,12 @@ TEST(SharedQueue, AWaitingPushIsWokenByAPopInAnotherProcess) {
   auto q = shared_queue<std::int64_t>::create(64);
   while (q.try_push(1)) {
   }
-  const pid_t child = fork_child([q]() mutable {
+  const pid_t child = crew::test::fork_running([q]() mutable {
     std::this_thread::sleep_for(20ms);
     (void)q.pop();
   });
   EXPECT_TRUE(q.push_for(2, 30s));
-  EXPECT_EQ(wait_child(child), 0);
+  EXPECT_EQ(crew::test::wait_for_child(child), 0);
 }
 
 TEST(SharedQueue, CloseEndsPopsAfterTheDrainAndRefusesPushes) {
@@ -250,11 +225,11 @@ TEST(SharedQueue, ALockHolderKilledInsideIsTakenOver) {
   ASSERT_EQ(core.push(one, std::nullopt), crew::detail::queue_core::status::ok);
   // The producers' mutex is the first thing in the queue's memory: hold it, and die holding it.
   auto* mu = reinterpret_cast<pthread_mutex_t*>(core.memory().data());
-  const pid_t child = fork_child([mu] {
+  const pid_t child = crew::test::fork_running([mu] {
     pthread_mutex_lock(mu);
     raise(SIGKILL);
   });
-  const int status = wait_child(child);
+  const int status = crew::test::wait_for_child(child);
   ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
   const std::vector<std::byte> two(20, std::byte{2});
   ASSERT_EQ(core.push(two, std::chrono::steady_clock::now() + 10s),
@@ -287,13 +262,13 @@ TEST(SharedQueue, ParticipantsKilledMidOperationLoseAndDuplicateNothingCommitted
   int consumers_killed = 0;
   for (int round = 0; round < rounds; ++round) {
     const std::uint64_t base = static_cast<std::uint64_t>(round + 1) * stride;
-    const pid_t producer = fork_child([=]() mutable {
+    const pid_t producer = crew::test::fork_running([=]() mutable {
       for (std::uint64_t i = 0;; ++i) {
         q.push(base + i);
         last_pushed[static_cast<std::size_t>(round)] = base + i + 1;  // count that returned
       }
     });
-    const pid_t consumer = fork_child([=]() mutable {
+    const pid_t consumer = crew::test::fork_running([=]() mutable {
       std::size_t& used = log_used[static_cast<std::size_t>(round)];
       for (;;) {
         const auto v = q.pop();
@@ -307,8 +282,8 @@ TEST(SharedQueue, ParticipantsKilledMidOperationLoseAndDuplicateNothingCommitted
         std::chrono::microseconds{std::uniform_int_distribution<int>{200, 3000}(rng)});
     kill(producer, SIGKILL);
     kill(consumer, SIGKILL);
-    wait_child(producer);
-    wait_child(consumer);
+    crew::test::wait_for_child(producer);
+    crew::test::wait_for_child(consumer);
     ++consumers_killed;
   }
   q.close();
@@ -343,7 +318,7 @@ TEST(SharedQueue, ParticipantsKilledMidOperationLoseAndDuplicateNothingCommitted
 
 TEST(Channel, RequestsAndRepliesBetweenTwoProcesses) {
   auto [left, right] = crew::make_channel<std::string, std::size_t>(4096);
-  const pid_t child = fork_child([right = right]() mutable {
+  const pid_t child = crew::test::fork_running([right = right]() mutable {
     while (auto request = right.receive()) right.send(request->size());
     right.close();
   });
@@ -355,7 +330,7 @@ TEST(Channel, RequestsAndRepliesBetweenTwoProcesses) {
   }
   left.close();
   EXPECT_EQ(left.receive_for(30s), std::nullopt) << "the other end closed after our close";
-  EXPECT_EQ(wait_child(child), 0);
+  EXPECT_EQ(crew::test::wait_for_child(child), 0);
 }
 
 }  // namespace

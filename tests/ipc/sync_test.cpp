@@ -16,35 +16,11 @@
 #include "crew/shared_array.hpp"
 #include "crew/sync.hpp"
 #include "crew/thread_pool.hpp"
+#include "support/process.hpp"
 
 namespace {
 
 using namespace std::chrono_literals;
-
-int wait_child(pid_t pid, std::chrono::seconds bound = 60s) {
-  const auto until = std::chrono::steady_clock::now() + bound;
-  int status = 0;
-  while (waitpid(pid, &status, WNOHANG) == 0) {
-    if (std::chrono::steady_clock::now() > until) {
-      kill(pid, SIGKILL);
-      waitpid(pid, &status, 0);
-      ADD_FAILURE() << "child " << pid << " did not end in time";
-      return -1;
-    }
-    std::this_thread::sleep_for(1ms);
-  }
-  return status;
-}
-
-template <class Body>
-pid_t fork_child(Body body) {
-  const pid_t pid = fork();
-  if (pid == 0) {
-    body();
-    _exit(0);
-  }
-  return pid;
-}
 
 bool exited_cleanly(int status) {
   return WIFEXITED(status) && WEXITSTATUS(status) == 0;
@@ -70,7 +46,7 @@ TEST(ProcessMutex, ExcludesAcrossThreadsProcessesAndPoolWorkers) {
   auto m = crew::process_mutex::create();
   auto total = crew::shared_array<std::int64_t>::create(1);
   constexpr int times = 20000;
-  const pid_t child = fork_child([=] { add_under_lock(m, total, times); });
+  const pid_t child = crew::test::fork_running([=] { add_under_lock(m, total, times); });
   std::thread thread([=] { add_under_lock(m, total, times); });
   crew::process_pool_options o;
   o.workers = 2;
@@ -80,19 +56,19 @@ TEST(ProcessMutex, ExcludesAcrossThreadsProcessesAndPoolWorkers) {
   add_under_lock(m, total, times);
   thread.join();
   EXPECT_EQ(a.get() + b.get(), 2 * times);
-  EXPECT_TRUE(exited_cleanly(wait_child(child)));
+  EXPECT_TRUE(exited_cleanly(crew::test::wait_for_child(child)));
   EXPECT_EQ(total[0], 5 * times);
 }
 
 TEST(ProcessMutex, AHolderKilledInsideIsReportedToTheNextHolderWhoRepairs) {
   auto m = crew::process_mutex::create();
   auto data = crew::shared_array<int>::create(2);
-  const pid_t child = fork_child([=]() mutable {
+  const pid_t child = crew::test::fork_running([=]() mutable {
     m.lock();
     data[0] = 1;  // half of an update that should keep data[0] == data[1]
     raise(SIGKILL);
   });
-  const int status = wait_child(child);
+  const int status = crew::test::wait_for_child(child);
   ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
   {
     std::unique_lock lock{m, std::defer_lock};
@@ -110,11 +86,11 @@ TEST(ProcessMutex, AHolderKilledInsideIsReportedToTheNextHolderWhoRepairs) {
 
 TEST(ProcessMutex, UnlockingWithoutRepairMakesItUnrecoverableNotSilent) {
   auto m = crew::process_mutex::create();
-  const pid_t child = fork_child([=]() mutable {
+  const pid_t child = crew::test::fork_running([=]() mutable {
     m.lock();
     raise(SIGKILL);
   });
-  wait_child(child);
+  crew::test::wait_for_child(child);
   m.lock();
   EXPECT_TRUE(m.owner_died());
   m.unlock();  // without consistent()
@@ -133,7 +109,7 @@ TEST(ProcessMutex, TimedLockGivesUpWhileAnotherProcessHoldsIt) {
   auto m = crew::process_mutex::create();
   auto held = crew::process_latch::create(1);
   auto release = crew::process_latch::create(1);
-  const pid_t child = fork_child([=]() mutable {
+  const pid_t child = crew::test::fork_running([=]() mutable {
     std::lock_guard lock{m};
     held.count_down();
     (void)release.wait_for(30s);
@@ -146,7 +122,7 @@ TEST(ProcessMutex, TimedLockGivesUpWhileAnotherProcessHoldsIt) {
   release.count_down();
   EXPECT_TRUE(m.try_lock_for(30s));
   m.unlock();
-  EXPECT_TRUE(exited_cleanly(wait_child(child)));
+  EXPECT_TRUE(exited_cleanly(crew::test::wait_for_child(child)));
 }
 
 TEST(ProcessMutex, AnEmptyHandleIsAClearError) {
@@ -164,7 +140,7 @@ TEST(ProcessConditionVariable, WaitsForAnotherProcessAndTimesOut) {
     std::unique_lock lock{m};
     EXPECT_FALSE(cv.wait_for(lock, 30ms, [&] { return flag[0] == 1; }));
   }
-  const pid_t child = fork_child([=]() mutable {
+  const pid_t child = crew::test::fork_running([=]() mutable {
     std::this_thread::sleep_for(20ms);
     {
       std::lock_guard lock{m};
@@ -176,19 +152,19 @@ TEST(ProcessConditionVariable, WaitsForAnotherProcessAndTimesOut) {
     std::unique_lock lock{m};
     EXPECT_TRUE(cv.wait_for(lock, 30s, [&] { return flag[0] == 1; }));
   }
-  EXPECT_TRUE(exited_cleanly(wait_child(child)));
+  EXPECT_TRUE(exited_cleanly(crew::test::wait_for_child(child)));
 }
 
 TEST(ProcessConditionVariable, AWaiterKilledWhileWaitingDoesNotSwallowANotify) {
   auto m = crew::process_mutex::create();
   auto cv = crew::process_condition_variable::create();
   auto state = crew::shared_array<int>::create(2);  // [0]: waiters in, [1]: go
-  const pid_t doomed = fork_child([=]() mutable {
+  const pid_t doomed = crew::test::fork_running([=]() mutable {
     std::unique_lock lock{m};
     ++state[0];
     cv.wait(lock, [&] { return state[1] == 1; });
   });
-  const pid_t survivor = fork_child([=]() mutable {
+  const pid_t survivor = crew::test::fork_running([=]() mutable {
     std::unique_lock lock{m};
     ++state[0];
     if (!cv.wait_for(lock, 30s, [&] { return state[1] == 1; })) _exit(3);
@@ -202,24 +178,24 @@ TEST(ProcessConditionVariable, AWaiterKilledWhileWaitingDoesNotSwallowANotify) {
   }
   std::this_thread::sleep_for(10ms);  // both in wait (not required for correctness)
   kill(doomed, SIGKILL);
-  wait_child(doomed);
+  crew::test::wait_for_child(doomed);
   {
     std::lock_guard lock{m};
     state[1] = 1;
   }
   cv.notify_one();
-  EXPECT_TRUE(exited_cleanly(wait_child(survivor)));
+  EXPECT_TRUE(exited_cleanly(crew::test::wait_for_child(survivor)));
 }
 
 TEST(ProcessSemaphore, CountsAcrossProcessesAndTimesOut) {
   auto sem = crew::process_semaphore::create(0);
   EXPECT_FALSE(sem.try_acquire());
   EXPECT_FALSE(sem.try_acquire_for(30ms));
-  const pid_t child = fork_child([=]() mutable {
+  const pid_t child = crew::test::fork_running([=]() mutable {
     for (int i = 0; i < 1000; ++i) sem.release();
   });
   for (int i = 0; i < 1000; ++i) ASSERT_TRUE(sem.try_acquire_for(30s)) << i;
-  EXPECT_TRUE(exited_cleanly(wait_child(child)));
+  EXPECT_TRUE(exited_cleanly(crew::test::wait_for_child(child)));
   EXPECT_EQ(sem.value(), 0U);
   sem.release(3);
   EXPECT_EQ(sem.value(), 3U);
@@ -242,29 +218,29 @@ TEST(ProcessBarrier, PhasesAcrossProcessesAndThreads) {
     }
   };
   // Three participants: a forked process, a thread and this thread.
-  const pid_t child = fork_child(participant);
+  const pid_t child = crew::test::fork_running(participant);
   std::thread thread(participant);
   participant();
   thread.join();
-  EXPECT_TRUE(exited_cleanly(wait_child(child)));
+  EXPECT_TRUE(exited_cleanly(crew::test::wait_for_child(child)));
   EXPECT_EQ(arrivals.load(), 3 * phases);
   EXPECT_THROW((void)crew::process_barrier::create(0), std::invalid_argument);
 }
 
 TEST(ProcessBarrier, AParticipantKilledBeforeArrivingTimesTheOthersOut) {
   auto barrier = crew::process_barrier::create(2);
-  const pid_t doomed = fork_child([] { pause(); });
+  const pid_t doomed = crew::test::fork_running([] { pause(); });
   kill(doomed, SIGKILL);
-  wait_child(doomed);
+  crew::test::wait_for_child(doomed);
   const auto t0 = std::chrono::steady_clock::now();
   EXPECT_FALSE(barrier.arrive_and_wait_for(50ms));
   EXPECT_GE(std::chrono::steady_clock::now() - t0, 50ms);
   // The timed-out arrival was taken back: the phase still needs two.
-  const pid_t partner = fork_child([=]() mutable {
+  const pid_t partner = crew::test::fork_running([=]() mutable {
     if (!barrier.arrive_and_wait_for(30s)) _exit(5);
   });
   EXPECT_TRUE(barrier.arrive_and_wait_for(30s));
-  EXPECT_TRUE(exited_cleanly(wait_child(partner)));
+  EXPECT_TRUE(exited_cleanly(crew::test::wait_for_child(partner)));
 }
 
 TEST(ProcessLatch, OpensAtZeroAcrossProcesses) {
@@ -273,11 +249,11 @@ TEST(ProcessLatch, OpensAtZeroAcrossProcesses) {
   EXPECT_FALSE(latch.wait_for(20ms));
   std::vector<pid_t> children;
   for (int i = 0; i < 4; ++i) {
-    children.push_back(fork_child([=]() mutable { latch.count_down(); }));
+    children.push_back(crew::test::fork_running([=]() mutable { latch.count_down(); }));
   }
   EXPECT_TRUE(latch.wait_for(30s));
   EXPECT_TRUE(latch.try_wait());
-  for (pid_t c : children) EXPECT_TRUE(exited_cleanly(wait_child(c)));
+  for (pid_t c : children) EXPECT_TRUE(exited_cleanly(crew::test::wait_for_child(c)));
   EXPECT_THROW(latch.count_down(), std::invalid_argument);
   auto two = crew::process_latch::create(2);
   try {

@@ -18,6 +18,7 @@
 #include "crew/process_pool.hpp"
 #include "crew/shared_array.hpp"
 #include "crew/thread_pool.hpp"
+#include "support/process.hpp"
 
 namespace {
 
@@ -65,15 +66,6 @@ std::size_t size_of(shared_array<const std::int64_t> data) {
 
 std::uint8_t last_byte(crew::shared_buffer buffer) {
   return static_cast<std::uint8_t>(buffer[buffer.size() - 1]);
-}
-
-std::size_t count_open_descriptors() {
-  std::size_t n = 0;
-  if (DIR* dir = opendir("/proc/self/fd")) {
-    while (readdir(dir) != nullptr) ++n;
-    closedir(dir);
-  }
-  return n;
 }
 
 std::vector<std::string> dev_shm_entries() {
@@ -297,18 +289,18 @@ TEST_P(SharedArrayOnPool, ATemporaryArrayLivesUntilItsTaskHasIt) {
 
 TEST_P(SharedArrayOnPool, NothingIsLeftBehind) {
   const auto shm_before = dev_shm_entries();
-  std::size_t fds_before = 0;
+  int fds_before = 0;
   {
     auto pool = make();
     (void)pool->submit<&sum_all>(iota_array(10)).get();  // workers up
-    fds_before = count_open_descriptors();
+    fds_before = crew::test::open_fd_count();
     for (int round = 0; round < 5; ++round) {
       std::vector<crew::future<std::int64_t>> futures;
       for (int i = 0; i < 40; ++i) futures.push_back(pool->submit<&sum_all>(iota_array(100)));
       for (int i = 0; i < 10; ++i) (void)pool->submit<&make_squares>(10).get();
       for (auto& f : futures) EXPECT_EQ(f.get(), triangle(100));
     }
-    EXPECT_EQ(count_open_descriptors(), fds_before) << "every array's descriptor was closed";
+    EXPECT_EQ(crew::test::open_fd_count(), fds_before) << "every array's descriptor was closed";
   }
   EXPECT_EQ(dev_shm_entries(), shm_before) << "nothing is named in /dev/shm";
 }

@@ -23,6 +23,15 @@ struct child_status {
 child_status run_in_child(const std::function<void()>& body,
                           std::chrono::milliseconds timeout = std::chrono::seconds{60});
 
+/// Forks a child that runs `body` and then _exit(0)s (an exception, or a gtest assertion that
+/// returns, does not stop the exit: the parent checks the status). For tests whose parent and
+/// child talk through shared memory while both run.
+pid_t fork_running(const std::function<void()>& body);
+
+/// Waits for `pid` to end, up to `bound`; a child still running then is SIGKILLed, reaped and
+/// reported as a test failure (-1 returned). Otherwise returns its waitpid status.
+int wait_for_child(pid_t pid, std::chrono::milliseconds bound = std::chrono::seconds{60});
+
 /// Forks a parent process that runs `make_pool(report)`: it starts a pool and calls
 /// report(worker pids) with the pool alive (report never returns). Then SIGKILLs that parent and
 /// returns the pids it reported, checked alive before the kill. Throws on a broken protocol.
