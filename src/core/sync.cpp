@@ -12,6 +12,7 @@
 #include <stdexcept>
 #include <string>
 #include <system_error>
+#include <thread>
 
 #include "ipc/futex.hpp"
 
@@ -154,18 +155,15 @@ bool process_mutex::try_lock() {
 
 bool process_mutex::lock_until(std::chrono::steady_clock::time_point deadline) {
 #if defined(__SANITIZE_THREAD__)
-  // GCC 12's ThreadSanitizer does not intercept pthread_mutex_clocklock (it would see a lock it
-  // never saw taken released): the intercepted timedlock, on the realtime clock, instead.
-  const auto left = deadline - std::chrono::steady_clock::now();
-  const auto until = std::chrono::system_clock::now() +
-                     std::chrono::duration_cast<std::chrono::system_clock::duration>(left);
-  const auto since = until.time_since_epoch();
-  const auto seconds = std::chrono::duration_cast<std::chrono::seconds>(since);
-  timespec ts{};
-  ts.tv_sec = static_cast<time_t>(seconds.count());
-  ts.tv_nsec = static_cast<long>(
-      std::chrono::duration_cast<std::chrono::nanoseconds>(since - seconds).count());
-  return took(pthread_mutex_timedlock(native_handle(), &ts), "timedlock");
+  // GCC 12's ThreadSanitizer does not intercept pthread_mutex_clocklock, and its timedlock does
+  // not record a lock taken with EOWNERDEAD (it would then report the unlock): poll with
+  // trylock, which it handles fully.
+  for (;;) {
+    const int rc = pthread_mutex_trylock(native_handle());
+    if (rc != EBUSY) return took(rc, "trylock");
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(std::chrono::microseconds{50});
+  }
 #else
   const timespec ts = detail::monotonic_deadline(deadline);
   return took(pthread_mutex_clocklock(native_handle(), CLOCK_MONOTONIC, &ts), "clocklock");
