@@ -60,6 +60,11 @@ std::int64_t sum_both(const std::vector<std::int64_t>& big, shared_array<const s
   return std::accumulate(big.begin(), big.end(), std::int64_t{0}) + sum_all(data);
 }
 
+// A large result (in a memfd of its own) with a shared array beside it.
+std::pair<std::vector<std::int64_t>, shared_array<const std::int64_t>> big_and_shared(int n) {
+  return {std::vector<std::int64_t>(static_cast<std::size_t>(n), 7), make_squares(n)};
+}
+
 std::size_t size_of(shared_array<const std::int64_t> data) {
   return data.size();
 }
@@ -277,6 +282,17 @@ TEST_P(SharedArrayOnPool, ManyArraysAndALargeArgumentTravelTogether) {
   const std::vector<std::int64_t> big(128 * 1024, 3);
   EXPECT_EQ(pool->submit<&sum_both>(big, iota_array(50)).get(), 3 * 128 * 1024 + triangle(50));
   EXPECT_EQ(pool->submit<&size_of>(shared_array<const std::int64_t>{}).get(), 0U);
+}
+
+TEST_P(SharedArrayOnPool, ALargeResultAndASharedArrayComeBackTogether) {
+  auto pool = make();
+  for (int round = 0; round < 5; ++round) {
+    const auto [big, squares] = pool->submit<&big_and_shared>(200'000).get();
+    ASSERT_EQ(big.size(), 200'000U);
+    EXPECT_EQ(big.back(), 7);
+    ASSERT_EQ(squares.size(), 200'000U);
+    EXPECT_EQ(squares[199'999], std::int64_t{199'999} * 199'999);
+  }
 }
 
 TEST_P(SharedArrayOnPool, ATemporaryArrayLivesUntilItsTaskHasIt) {
