@@ -2,7 +2,8 @@
 // transport of a process pool.
 //
 // A channel is a request ring (parent → worker), a result ring (worker → parent), a Unix socket
-// for the descriptors of large payloads, and the slot's control block (protocol.hpp), all made
+// for descriptors (large payloads' memfds, and those of crew::shared_array values, which travel
+// beside a message: crew/detail/attachments.hpp), and the slot's control block, all made
 // fresh for each worker the slot gets. It speaks the wire protocol and nothing else: it knows
 // neither which task is which nor when processes live or die.
 //

@@ -118,7 +118,8 @@ struct worker_config {
   std::uint64_t initializer_id = 0;  ///< 0: none
   std::size_t max_tasks = 0;         ///< 0: unlimited
   int parent_pid = 0;
-  /// The worker's end of each slot's socket (large payload descriptors), by thread.
+  /// The worker's end of each slot's socket (descriptors: large payloads, shared arrays), by
+  /// thread.
   int socket_fds[max_threads_per_process] = {};
 };
 
