@@ -8,9 +8,9 @@
 // one line: the queue is the same.
 //
 //   auto jobs = crew::shared_queue<job>::create(1 << 20);  // 1 MiB of messages
-//   pool.submit<&consume>(jobs);                            // void
-//   consume(crew::shared_queue<job>) jobs.push(job{...});  ...  jobs.close();                //
-//   consumers drain, then pop() ends
+//   pool.submit<&consume>(jobs);  // void consume(crew::shared_queue<job>)
+//   jobs.push(job{...});          // ... and at the end jobs.close(): consumers drain, then
+//                                 // pop() returns nothing
 //
 // Semantics: FIFO for each producer; push blocks while the queue is full, pop while it is empty,
 // each with an optional timeout (try_ and _for forms). close() ends the queue: pushes are
