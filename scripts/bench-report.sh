@@ -12,12 +12,13 @@
 #   thread-pool   bench/thread_pool/bench_thread_pool       docs/benchmarks/thread_pool.md
 #   queue         bench/queue/bench_queue                   docs/benchmarks/queue.md
 #   sync          bench/sync/bench_sync                     docs/benchmarks/sync.md
+#   roles         bench/roles/bench_roles                   docs/benchmarks/roles.md
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=build
 if [ "${1:-}" = "--build" ]; then build="$2"; shift 2; fi
 name="${1:-}"
-[ -n "$name" ] || { sed -n '2,15p' "$0" >&2; exit 2; }
+[ -n "$name" ] || { sed -n '2,16p' "$0" >&2; exit 2; }
 shift
 case "$name" in
   codec) program=("$build/bench/codec/codec_bench"); out=codec ;;
@@ -28,6 +29,7 @@ case "$name" in
   thread-pool) program=("$build/bench/thread_pool/bench_thread_pool"); out=thread_pool ;;
   queue) program=("$build/bench/queue/bench_queue"); out=queue ;;
   sync) program=("$build/bench/sync/bench_sync"); out=sync ;;
+  roles) program=("$build/bench/roles/bench_roles"); out=roles ;;
   *) echo "bench-report.sh: unknown report '$name' (see the list at the top of $0)" >&2; exit 2 ;;
 esac
 binary="${program[0]}"
