@@ -47,6 +47,8 @@
 // await_ready throw std::invalid_argument; add() after start() and a second start() throw
 // std::logic_error; a role that cannot start (fork fails, it dies or is not ready in time) makes
 // start() stop the roles already started and throw crew::group_error.
+// Inside a role's process the group object is a copy without its thread: calling its members
+// there throws std::logic_error (a role sees its group through its role_context).
 // Caveats: roles are forked from a process that runs threads (the group's own, and the
 // caller's): in the function, as after any fork() in a threaded program, do not rely on locks
 // another thread may have held. Nothing else in this process may reap the roles (waitpid(-1)).
@@ -54,6 +56,7 @@
 
 #include <sys/types.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <functional>
@@ -100,7 +103,10 @@ struct role_exit {
   bool stopped = false;      ///< the group stopped it (a normal end)
   bool stop_forced = false;  ///< ... with SIGKILL, at its stop_timeout
   std::string exception;     ///< "type: message" of what the function threw, if it did
-  bool restarting = false;   ///< the group restarts it
+  /// Why it could not be started: "cannot run 'x': No such file or directory" (exec),
+  /// "could not be started: fork: Resource temporarily unavailable", ...; empty if it started.
+  std::string start_error;
+  bool restarting = false;  ///< the group restarts it
   /// Ended normally: returned / exit code 0, or stopped by the group.
   bool normal() const noexcept;
   /// "exited with code 3", "killed by signal 11 (Segmentation fault)", "threw ...", ...
@@ -165,7 +171,7 @@ class role_context {
   unsigned incarnation_;
   int status_fd_;
   int stop_fd_;
-  bool ready_sent_ = false;
+  std::atomic<bool> ready_sent_{false};
 };
 
 class process_group {

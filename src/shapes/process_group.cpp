@@ -66,16 +66,18 @@ std::string millis(std::chrono::milliseconds d) {
 // --- role_exit, group_error, role_context -------------------------------------------------------
 
 bool role_exit::normal() const noexcept {
-  return stopped || (exited && exit_code == 0 && exception.empty() && !not_ready);
+  return stopped ||
+         (exited && exit_code == 0 && exception.empty() && start_error.empty() && !not_ready);
 }
 
 std::string role_exit::describe() const {
   std::ostringstream out;
   if (not_ready) {
     out << "did not say it was ready in time; killed";
+  } else if (!start_error.empty()) {
+    out << start_error;
   } else if (!exception.empty()) {
-    out << (exited && exit_code == 127 && exception.rfind("cannot run", 0) == 0 ? "" : "threw ")
-        << exception;
+    out << "threw " << exception;
   } else if (signal != 0) {
     out << "killed by signal " << signal << " (" << ::strsignal(signal) << ")";
   } else if (exited) {
@@ -92,8 +94,7 @@ group_error::group_error(std::string role, std::vector<std::string> failures,
     : std::runtime_error(what), role_(std::move(role)), failures_(std::move(failures)) {}
 
 void role_context::ready() {
-  if (ready_sent_) return;
-  ready_sent_ = true;
+  if (ready_sent_.exchange(true)) return;
   write_all(status_fd_, &kReady, 1);
 }
 
@@ -123,11 +124,13 @@ struct role_def {
   unique_fd pidfd;
   unique_fd status;  // read end: ready bytes, then what the function threw
   unique_fd stop;    // with handles_stop, write end: a byte asks the role to stop
+  unique_fd exec;    // a command's exec errno, if the exec failed
   clock::time_point deadline = clock::time_point::max();
   bool not_ready = false;
   bool stop_forced = false;
   bool threw = false;  // kThrew came: the rest of the pipe is what it threw
   std::string exception;
+  std::string start_error;
   unsigned starts = 0;
   std::string last_exit;
   std::deque<std::string> failures;
@@ -144,6 +147,17 @@ enum class phase { created, starting, running, stopping, ended };
 
 struct process_group::state {
   explicit state(group_options o) : options(std::move(o)) {}
+
+  // A role's process holds a copy of this object, whose mutex may have been locked at the fork
+  // and whose thread does not exist there: every public call checks it is in the group's own.
+  void check_owner(const char* call) const {
+    if (::getpid() != owner)
+      throw std::logic_error(std::string{"crew::process_group: "} + call +
+                             " called in a role's process; a role sees its group through its "
+                             "role_context");
+  }
+
+  const pid_t owner = ::getpid();
 
   group_options options;
   mutable std::mutex mu;
@@ -172,7 +186,12 @@ struct process_group::state {
   void loop(std::unique_lock<std::mutex>& lock);
   bool advance();
   void launch(std::size_t i);
-  void signal_group(const role_def& r, int sig) const { ::kill(-r.pid, sig); }
+  // To its process group, and to the role itself by its pidfd (should it have left the group).
+  void signal_group(const role_def& r, int sig) const {
+    ::kill(-r.pid, sig);
+    if (r.pidfd) ::syscall(SYS_pidfd_send_signal, r.pidfd.get(), sig, nullptr, 0);
+  }
+  void read_exec_error(role_def& r);
   void read_status(role_def& r);
   void ended(std::size_t i, role_exit e);
   void reaped(std::size_t i);
@@ -189,11 +208,12 @@ void process_group::state::launch(std::size_t i) {
   r.stop_forced = false;
   r.threw = false;
   r.exception.clear();
+  r.start_error.clear();
   ++r.starts;
   const auto cannot = [&](const char* call) {
     role_exit e;
     e.role = r.name;
-    e.exception = std::string{"could not be started: "} + call + ": " + std::strerror(errno);
+    e.start_error = std::string{"could not be started: "} + call + ": " + std::strerror(errno);
     ended(i, std::move(e));
   };
   int fds[2];
@@ -217,7 +237,9 @@ void process_group::state::launch(std::size_t i) {
   args.push_back(nullptr);
   const std::string ready_env = "CREW_READY_FD=" + std::to_string(status_write.get());
 
-  std::fflush(nullptr);  // what this process buffered must not be written twice
+  // What this process buffered must not be written twice. Not fflush(nullptr): it would wait
+  // for stdin's lock, held by any thread blocked reading it.
+  std::fflush(stdout);
   const pid_t parent = ::getpid();
   const pid_t pid = ::fork();
   if (pid < 0) return cannot("fork");
@@ -229,6 +251,7 @@ void process_group::state::launch(std::size_t i) {
       other.pidfd.reset();
       other.status.reset();
       other.stop.reset();
+      other.exec.reset();
     }
     stop_write.reset();
     sigset_t all;
@@ -259,10 +282,10 @@ void process_group::state::launch(std::size_t i) {
       }
       write_all(status_write.get(), &kThrew, 1);
       write_all(status_write.get(), what.data(), what.size());
-      std::fflush(nullptr);
+      std::fflush(stdout);
       ::_exit(70);
     }
-    std::fflush(nullptr);
+    std::fflush(stdout);
     ::_exit(0);
   }
   ::setpgid(pid, pid);  // both sides: a signal sent right after fork reaches the group
@@ -280,13 +303,17 @@ void process_group::state::launch(std::size_t i) {
     return cannot("pidfd_open");
   }
   if (exec_read) {
+    // A successful exec closes the pipe: wait for that, or for the errno of a failed one. A
+    // process forked elsewhere meanwhile may hold the write end too, so the wait is bounded;
+    // past it the pipe is read again when the role ends.
     exec_write.reset();
-    int e = 0;
-    ssize_t n;
-    do n = ::read(exec_read.get(), &e, sizeof e);
-    while (n < 0 && errno == EINTR);
-    if (n == static_cast<ssize_t>(sizeof e)) {
-      r.exception = "cannot run '" + r.argv[0] + "': " + std::strerror(e);
+    r.exec = std::move(exec_read);
+    pollfd p{r.exec.get(), POLLIN, 0};
+    int got;
+    do got = ::poll(&p, 1, 1000);
+    while (got < 0 && errno == EINTR);
+    read_exec_error(r);
+    if (!r.start_error.empty()) {
       r.state = role_state::starting;
       return reaped(i);  // it exits (127) right after telling: its end is known now
     }
@@ -382,6 +409,7 @@ void process_group::state::ended(std::size_t i, role_exit e) {
   r.pidfd.reset();
   r.status.reset();
   r.stop.reset();
+  r.exec.reset();
   r.deadline = clock::time_point::max();
   const bool head =
       !plan.empty() && head_issued && plan.front().role == i && plan.front().what == step::start;
@@ -438,6 +466,19 @@ void process_group::state::ended(std::size_t i, role_exit e) {
   report();
 }
 
+void process_group::state::read_exec_error(role_def& r) {
+  if (!r.exec) return;
+  ::fcntl(r.exec.get(), F_SETFL, O_NONBLOCK);
+  int e = 0;
+  ssize_t n;
+  do n = ::read(r.exec.get(), &e, sizeof e);
+  while (n < 0 && errno == EINTR);
+  if (n < 0 && errno == EAGAIN) return;  // neither closed nor written yet
+  if (n == static_cast<ssize_t>(sizeof e))
+    r.start_error = "cannot run '" + r.argv[0] + "': " + std::strerror(e);
+  r.exec.reset();
+}
+
 void process_group::state::read_status(role_def& r) {
   if (!r.status) return;
   char chunk[4096];
@@ -473,6 +514,7 @@ void process_group::state::reaped(std::size_t i) {
   role_def& r = roles[i];
   signal_group(r, SIGKILL);  // what it started goes with it; the zombie keeps the group's id
   read_status(r);
+  read_exec_error(r);
   role_exit e;
   e.role = r.name;
   e.pid = r.pid;
@@ -486,6 +528,7 @@ void process_group::state::reaped(std::size_t i) {
     if (WIFSIGNALED(status)) e.signal = WTERMSIG(status);
   }
   e.exception = r.exception;
+  e.start_error = r.start_error;
   e.not_ready = r.not_ready;
   e.stopped = r.state == role_state::stopping;
   e.stop_forced = e.stopped && r.stop_forced;
@@ -512,7 +555,7 @@ void process_group::state::deliver_events(std::unique_lock<std::mutex>& lock) {
 
 void process_group::state::loop(std::unique_lock<std::mutex>& lock) {
   std::vector<pollfd> fds;
-  std::vector<std::size_t> owner;  // fds[k] belongs to roles[owner[k]] (k >= 1)
+  std::vector<std::size_t> role_of;  // fds[k] belongs to roles[role_of[k]] (k >= 1)
   for (;;) {
     const bool over = advance();
     deliver_events(lock);  // every end is reported before wait() returns
@@ -523,16 +566,16 @@ void process_group::state::loop(std::unique_lock<std::mutex>& lock) {
     }
 
     fds.assign(1, pollfd{wake.get(), POLLIN, 0});
-    owner.assign(1, 0);
+    role_of.assign(1, 0);
     auto deadline = clock::time_point::max();
     for (std::size_t i = 0; i < roles.size(); ++i) {
       const role_def& r = roles[i];
       if (r.state == role_state::idle) continue;
       fds.push_back({r.pidfd.get(), POLLIN, 0});
-      owner.push_back(i);
+      role_of.push_back(i);
       if (r.status) {
         fds.push_back({r.status.get(), POLLIN, 0});
-        owner.push_back(i);
+        role_of.push_back(i);
       }
       deadline = std::min(deadline, r.deadline);
     }
@@ -557,11 +600,11 @@ void process_group::state::loop(std::unique_lock<std::mutex>& lock) {
     }
     // Status bytes first: a role's last words arrive before its end is handled.
     for (std::size_t k = 1; k < fds.size(); ++k)
-      if (fds[k].revents != 0 && fds[k].fd != roles[owner[k]].pidfd.get())
-        read_status(roles[owner[k]]);
+      if (fds[k].revents != 0 && fds[k].fd != roles[role_of[k]].pidfd.get())
+        read_status(roles[role_of[k]]);
     for (std::size_t k = 1; k < fds.size(); ++k) {
-      role_def& r = roles[owner[k]];
-      if (fds[k].revents != 0 && r.pidfd && fds[k].fd == r.pidfd.get()) reaped(owner[k]);
+      role_def& r = roles[role_of[k]];
+      if (fds[k].revents != 0 && r.pidfd && fds[k].fd == r.pidfd.get()) reaped(role_of[k]);
     }
     const auto at = clock::now();
     for (auto& r : roles) {
@@ -608,6 +651,11 @@ process_group::process_group(group_options options)
 }
 
 process_group::~process_group() {
+  if (::getpid() != state_->owner) {
+    // In a role's process (it called exit()): its copy has no thread to stop or join.
+    (void)state_.release();
+    return;
+  }
   try {
     stop();
   } catch (...) {
@@ -632,6 +680,7 @@ void check_new_role(const std::vector<role_def>& roles, const std::string& name,
 
 process_group& process_group::add(std::string name, std::function<void(role_context&)> body,
                                   role_options options) {
+  state_->check_owner("add()");
   if (!body)
     throw std::invalid_argument("crew::process_group: role '" + name + "' has no function");
   std::lock_guard lock{state_->mu};
@@ -648,6 +697,7 @@ process_group& process_group::add(std::string name, std::function<void(role_cont
 
 process_group& process_group::add_command(std::string name, std::vector<std::string> argv,
                                           role_options options) {
+  state_->check_owner("add_command()");
   if (argv.empty() || argv[0].empty())
     throw std::invalid_argument("crew::process_group: role '" + name + "' has an empty command");
   std::lock_guard lock{state_->mu};
@@ -664,6 +714,7 @@ process_group& process_group::add_command(std::string name, std::vector<std::str
 
 void process_group::start() {
   state& s = *state_;
+  s.check_owner("start()");
   std::unique_lock lock{s.mu};
   if (s.now != phase::created)
     throw std::logic_error("crew::process_group: start() called twice, or after stop()");
@@ -680,6 +731,7 @@ void process_group::start() {
 
 void process_group::stop() {
   state& s = *state_;
+  s.check_owner("stop()");
   std::unique_lock lock{s.mu};
   if (s.now == phase::created) {
     s.now = phase::ended;
@@ -696,6 +748,7 @@ void process_group::stop() {
 
 bool process_group::wait_for(std::chrono::milliseconds timeout) {
   state& s = *state_;
+  s.check_owner("wait()");
   std::unique_lock lock{s.mu};
   if (s.now == phase::created) throw std::logic_error("crew::process_group: wait() before start()");
   if (std::this_thread::get_id() == s.thread_id)
@@ -712,11 +765,13 @@ void process_group::wait() {
 }
 
 bool process_group::running() const {
+  state_->check_owner("running()");
   std::lock_guard lock{state_->mu};
   return state_->now == phase::running;
 }
 
 std::vector<role_status> process_group::status() const {
+  state_->check_owner("status()");
   std::lock_guard lock{state_->mu};
   std::vector<role_status> out;
   for (const auto& r : state_->roles)
@@ -725,6 +780,7 @@ std::vector<role_status> process_group::status() const {
 }
 
 pid_t process_group::pid(std::string_view role) const {
+  state_->check_owner("pid()");
   std::lock_guard lock{state_->mu};
   for (const auto& r : state_->roles)
     if (r.name == role) return r.pid;

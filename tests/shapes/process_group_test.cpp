@@ -2,11 +2,14 @@
 // readiness, ordered start and reverse stop — tested by really killing role processes.
 #include "crew/process_group.hpp"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <functional>
@@ -475,6 +478,92 @@ TEST(ProcessGroup, DestroyingARunningGroupLeavesNoProcessAndNoDescriptor) {
   }
   for (pid_t p : pids) EXPECT_FALSE(process_alive(p));
   EXPECT_EQ(crew::test::open_fd_count(), fds_before);
+}
+
+TEST(ProcessGroup, AGroupWithNoRolesStartsAndEndsAtOnce) {
+  process_group group;
+  group.start();
+  EXPECT_TRUE(group.wait_for(30s));
+  EXPECT_FALSE(group.running());
+  group.stop();
+}
+
+TEST(ProcessGroup, TheGroupCalledFromInsideARoleIsALogicErrorNotADeadlock) {
+  auto refused = crew::shared_array<int>::create(3);
+  process_group group;
+  group.add("curious",
+            [&group, refused](role_context& ctx) {
+              // The supervising thread held the group's lock at the fork: a lock here would hang.
+              try {
+                (void)group.status();
+              } catch (const std::logic_error&) {
+                refused[0] = 1;
+              }
+              try {
+                group.stop();
+              } catch (const std::logic_error&) {
+                refused[1] = 1;
+              }
+              try {
+                (void)group.pid("curious");
+              } catch (const std::logic_error&) {
+                refused[2] = 1;
+              }
+              serve_forever(ctx);
+            },
+            {.await_ready = true, .ready_timeout = 30s});
+  group.start();
+  EXPECT_EQ(refused[0], 1);
+  EXPECT_EQ(refused[1], 1);
+  EXPECT_EQ(refused[2], 1);
+  EXPECT_TRUE(group.running());
+}
+
+/// Holds this process at a low open-files limit, every descriptor taken, while alive.
+class descriptors_exhausted {
+ public:
+  descriptors_exhausted() {
+    ::getrlimit(RLIMIT_NOFILE, &saved_);
+    rlimit low = saved_;
+    low.rlim_cur = std::min<rlim_t>(saved_.rlim_cur, 256);
+    ::setrlimit(RLIMIT_NOFILE, &low);
+    for (;;) {
+      const int fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+      if (fd < 0) break;
+      taken_.push_back(fd);
+    }
+  }
+  ~descriptors_exhausted() {
+    for (int fd : taken_) ::close(fd);
+    ::setrlimit(RLIMIT_NOFILE, &saved_);
+  }
+  descriptors_exhausted(const descriptors_exhausted&) = delete;
+  descriptors_exhausted& operator=(const descriptors_exhausted&) = delete;
+
+ private:
+  rlimit saved_{};
+  std::vector<int> taken_;
+};
+
+TEST(ProcessGroup, NoDescriptorsForARestartStopsTheGroupWithTheCause) {
+  // Reaping the killed role frees its 3 descriptors (pidfd, status pipe, stop socket); starting
+  // it again needs 5: every restart fails for want of descriptors until the intensity is reached.
+  process_group group{{.max_restarts = 2, .restart_window = 60s}};
+  group.add("victim", serve_forever, {.await_ready = true, .handles_stop = true});
+  group.start();
+  {
+    descriptors_exhausted exhausted;
+    ::kill(group.pid("victim"), SIGKILL);
+    try {
+      ASSERT_TRUE(group.wait_for(60s)) << "the group did not stop: " << group.status()[0].last_exit;
+      FAIL() << "wait() returned";
+    } catch (const group_error& e) {
+      EXPECT_EQ(e.role(), "victim");
+      ASSERT_FALSE(e.failures().empty());
+      EXPECT_EQ(e.failures().back(), "could not be started: socketpair: Too many open files");
+    }
+  }
+  EXPECT_EQ(group.pid("victim"), 0);
 }
 
 // Kills at any moment — while a role is starting, running, or being restarted with its
