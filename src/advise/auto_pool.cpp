@@ -6,7 +6,7 @@
 #include <stdexcept>
 #include <string>
 
-#include "advise/format.hpp"
+#include "crew/detail/format.hpp"
 
 namespace crew {
 namespace {

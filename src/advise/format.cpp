@@ -1,4 +1,4 @@
-#include "advise/format.hpp"
+#include "crew/detail/format.hpp"
 
 #include <cmath>
 #include <cstdio>

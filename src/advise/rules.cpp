@@ -4,8 +4,8 @@
 #include <cstdio>
 #include <string>
 
-#include "advise/format.hpp"
 #include "crew/advise.hpp"
+#include "crew/detail/format.hpp"
 
 namespace crew {
 

@@ -14,8 +14,8 @@
 #include <stdexcept>
 #include <string>
 
-#include "advise/format.hpp"
 #include "crew/advise.hpp"
+#include "crew/detail/format.hpp"
 #include "crew/error.hpp"
 #include "crew/isolated.hpp"
 

@@ -194,22 +194,6 @@ TEST(PoolMeasurements, StartUpPerStartMethod) {
   expect_measured(pools::process_pool_startup(cfg, "forkserver"));
 }
 
-TEST(PoolMeasurements, SharedMemoryRingRoundTrips) {
-  for (std::size_t bytes : {std::size_t{64}, std::size_t{3} << 20}) {  // whole, and streamed
-    const auto v = pools::shm_ring_samples(bytes, 4, 3);
-    ASSERT_EQ(v.size(), 3u) << bytes;
-    for (double x : v) EXPECT_GT(x, 0) << bytes;
-  }
-}
-
-TEST(PoolMeasurements, SharedMemoryRingBetweenThreadsRoundTrips) {
-  for (std::size_t bytes : {std::size_t{64}, std::size_t{3} << 20}) {  // whole, and streamed
-    const auto v = pools::thread_ring_samples(bytes, 4, 3);
-    ASSERT_EQ(v.size(), 3u) << bytes;
-    for (double x : v) EXPECT_GT(x, 0) << bytes;
-  }
-}
-
 TEST(PoolMeasurements, SharedQueueChannelRoundTrips) {
   for (std::size_t bytes : {std::size_t{64}, std::size_t{3} << 20}) {
     const auto p = pools::process_channel_samples(bytes, 4, 3);
@@ -231,8 +215,8 @@ TEST(Fairness, CommunicationComparesThreadsAndProcessesThroughTheSameMechanism) 
   cfg.quick = true;
   silent_progress quiet;
   const result r = e->run(cfg, quiet);
-  const series* threads = find_series(r, "threads: crew shared-memory ring, 64.0 B");
-  const series* processes = find_series(r, "processes: crew shared-memory ring, 64.0 B");
+  const series* threads = find_series(r, "threads: crew::shared_queue channel, 64.0 B");
+  const series* processes = find_series(r, "processes: crew::shared_queue channel, 64.0 B");
   ASSERT_NE(threads, nullptr);
   ASSERT_NE(processes, nullptr);
   EXPECT_TRUE(threads->has_data()) << threads->note;
@@ -244,12 +228,12 @@ TEST(Fairness, CommunicationComparesThreadsAndProcessesThroughTheSameMechanism) 
   const auto j = to_json(describe_machine(), cfg, {r});
   for (const auto& s : j["experiments"][0]["series"])
     EXPECT_TRUE(s.contains("mechanism")) << s["name"];
-  EXPECT_NE(r.measured.find("through crew's ring: processes"), std::string::npos) << r.measured;
-  // The output says it too: one "How:" line names both ring rows and their one mechanism.
+  EXPECT_NE(r.measured.find("through crew's channel: processes"), std::string::npos) << r.measured;
+  // The output says it too: one "How:" line names both channel rows and their one mechanism.
   const auto how = mechanism_lines(r);
   ASSERT_FALSE(how.empty());
-  EXPECT_EQ(how[0].rfind("threads: crew shared-memory ring and processes: crew shared-memory "
-                         "ring: ",
+  EXPECT_EQ(how[0].rfind("threads: crew::shared_queue channel and processes: "
+                         "crew::shared_queue channel: ",
                          0),
             0u)
       << how[0];

@@ -142,12 +142,9 @@ struct transport {
 constexpr const char* kernel_wait = "; the reader blocks in read() until the kernel wakes it";
 
 const std::vector<transport>& transports() {
-  // The two crew-ring rows are the threads-against-processes comparison: one mechanism, one
-  // waiting strategy (pools::ring_mechanism), only the peer differs.
+  // The two channel rows are the threads-against-processes comparison: one mechanism, one
+  // waiting strategy (pools::channel_mechanism), only the peer differs.
   static const std::vector<transport> all = {
-      {"threads: crew shared-memory ring", pools::thread_ring_samples, false,
-       pools::ring_mechanism},
-      {"processes: crew shared-memory ring", pools::shm_ring_samples, false, pools::ring_mechanism},
       {"threads: crew::shared_queue channel", pools::thread_channel_samples, false,
        pools::channel_mechanism},
       {"processes: crew::shared_queue channel", pools::process_channel_samples, false,
@@ -205,9 +202,9 @@ result run(const config& cfg, progress& prog) {
   }
   r.method =
       "A round trip sends a message of the given size and waits for the same number of "
-      "bytes back from an echo peer. crew's shared-memory rings (two of 1 MiB, as in a "
-      "process_pool; larger messages stream through in fragments; each side spins 5 µs, then "
-      "sleeps on a futex) run once between two threads of one process and once between the "
+      "bytes back from an echo peer. A public crew::make_channel (two crew::shared_queues in "
+      "shared memory; each message encoded, copied in and out, decoded; each side spins, then "
+      "sleeps on a futex) runs once between two threads of one process and once between the "
       "bench and a forked echo child: the same code and the same waiting on both sides, so the "
       "two rows differ only in the peer. In every series but the process_pool task and MPI, "
       "the two peers are pinned to cores of their own when there are two, so that the "
@@ -250,13 +247,13 @@ result run(const config& cfg, progress& prog) {
       best_name = t.group;
     }
   }
-  // The claim is about processes: crew's ring between two processes against the best kernel
-  // transport between two processes. The same ring between threads is the reference when the
-  // one between processes failed.
-  const double ring = median_of("processes: crew shared-memory ring");
-  const double thr = median_of("threads: crew shared-memory ring");
-  const bool use_ring = !std::isnan(ring);
-  const double shm = use_ring ? ring : thr;
+  // The claim is about processes: crew's channel between two processes against the best kernel
+  // transport between two processes. The same channel between threads is the reference when
+  // the one between processes failed.
+  const double channel = median_of("processes: crew::shared_queue channel");
+  const double thr = median_of("threads: crew::shared_queue channel");
+  const bool use_processes = !std::isnan(channel);
+  const double shm = use_processes ? channel : thr;
   if (std::isnan(shm) || best_name.empty()) {
     r.verdict = verdict_kind::not_measured;
     r.verdict_text = "a transport failed";
@@ -264,16 +261,16 @@ result run(const config& cfg, progress& prog) {
     return r;
   }
   const double ratio = best_fd / shm;
-  r.measured = small + " round trip through crew's ring: processes " + format_value(ring, "s") +
-               ", threads " + format_value(thr, "s") + "; fastest kernel transport (" + best_name +
-               ") " + format_value(best_fd, "s");
+  r.measured = small + " round trip through crew's channel: processes " +
+               format_value(channel, "s") + ", threads " + format_value(thr, "s") +
+               "; fastest kernel transport (" + best_name + ") " + format_value(best_fd, "s");
   r.verdict = ratio >= 1.5 ? verdict_kind::confirmed
               : ratio >= 1 ? verdict_kind::mixed
                            : verdict_kind::refuted;
-  r.verdict_text =
-      std::string("for small messages shared memory") +
-      (use_ring ? " between processes (crew's ring)" : " between threads (the ring failed)") +
-      " is " + format_value(ratio, "x") + " faster than the best kernel transport";
+  r.verdict_text = std::string("for small messages shared memory") +
+                   (use_processes ? " between processes (crew's channel)"
+                                  : " between threads (the channel between processes failed)") +
+                   " is " + format_value(ratio, "x") + " faster than the best kernel transport";
   const double task = median_of("processes: crew process_pool task");
   if (!std::isnan(task))
     r.notes.push_back("a whole crew process_pool task round trip (" + small + " argument and " +

@@ -33,8 +33,6 @@
 #include "crew/thread_pool.hpp"
 #include "experiments/common.hpp"
 #include "experiments/kernels.hpp"
-#include "ipc/shared_region.hpp"
-#include "ipc/spsc_ring.hpp"
 #include "lab/child.hpp"
 
 // The task functions the pools run. A process pool names a task by its function's name, so they
@@ -218,12 +216,6 @@ void no_core_dumps() {
   ::setrlimit(RLIMIT_CORE, &none);
 }
 
-bool alive(pid_t pid) {
-  siginfo_t info{};
-  return ::waitid(P_PID, static_cast<id_t>(pid), &info, WEXITED | WNOHANG | WNOWAIT) == 0 &&
-         info.si_pid == 0;
-}
-
 }  // namespace
 
 int heavy_repeat(const config& cfg) {
@@ -274,97 +266,6 @@ series process_pool_startup(const config& cfg, std::string_view start_method) {
 }
 
 // ---- communication --------------------------------------------------------------------------
-
-namespace {
-
-namespace ipc = crew::detail::ipc;
-
-// crew's process_pool channels are 1 MiB (process_pool_options::channel_bytes); a larger
-// message streams through the ring in fragments while the peer drains it.
-constexpr std::size_t ring_capacity = std::size_t{1} << 20;
-constexpr std::size_t ring_bytes = ipc::spsc_ring::footprint(ring_capacity);
-static_assert(ring_bytes % ipc::spsc_ring::alignment == 0);
-
-// One waiting strategy for both ring samplers: ipc::wait_options' defaults (spin 5 µs, yielding
-// after 2 µs, then sleep on the ring's futex doorbell), as a process_pool's channels use.
-ipc::wait_options ring_wait(std::function<bool()> peer_alive) {
-  ipc::wait_options opts;
-  opts.peer_alive = std::move(peer_alive);
-  opts.deadline = std::chrono::steady_clock::now() + std::chrono::minutes(2);
-  return opts;
-}
-
-// The echo side: receive into a private buffer, send it back (the same two copies the pipe echo
-// makes). Returns when a wait throws (the peer went away, or the deadline).
-void ring_echo(const ipc::spsc_ring& down, const ipc::spsc_ring& up,
-               const ipc::wait_options& opts) {
-  try {
-    ipc::ring_reader in{down};
-    ipc::ring_writer out{up};
-    std::vector<std::byte> buf;
-    for (;;) {
-      in.receive(buf, opts);
-      out.write(buf, opts);
-    }
-  } catch (...) {
-  }
-}
-
-// The measuring side, identical for threads and processes.
-std::vector<double> ring_measure(const ipc::spsc_ring& down, const ipc::spsc_ring& up,
-                                 const ipc::wait_options& opts, std::size_t bytes, int iters,
-                                 int n) {
-  std::vector<double> v;
-  try {
-    ipc::ring_writer out{down};
-    ipc::ring_reader in{up};
-    const std::vector<std::byte> message(bytes, std::byte{'x'});
-    std::vector<std::byte> back;
-    for (int s = 0; s < n; ++s) {
-      const auto t0 = clock::now();
-      for (int i = 0; i < iters; ++i) {
-        out.write(message, opts);
-        in.receive(back, opts);
-      }
-      v.push_back(seconds_since(t0) / iters);
-      if (back.size() != bytes) return {};
-    }
-  } catch (const std::exception&) {
-    v.clear();
-  }
-  return v;
-}
-
-}  // namespace
-
-const char* const ring_mechanism =
-    "two crew spsc_rings of 1 MiB in one shared region (larger messages streamed); each side "
-    "waits by spinning 5 µs, then sleeping on the ring's futex doorbell";
-
-std::vector<double> shm_ring_samples(std::size_t bytes, int iters, int n) {
-  try {
-    auto region = ipc::shared_region::create("crew-bench-ring", 2 * ring_bytes);
-    const auto down = ipc::spsc_ring::create(region.bytes(), 0, ring_capacity);
-    const auto up = ipc::spsc_ring::create(region.bytes(), ring_bytes, ring_capacity);
-    const peer_placement core;
-    const pid_t parent = ::getpid();
-    const pid_t pid = ::fork();
-    if (pid < 0) return {};
-    if (pid == 0) {
-      // The echo child ends when the bench kills it or goes away.
-      ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-      core.place_peer();
-      ring_echo(down, up, ring_wait([parent] { return ::getppid() == parent; }));
-      ::_exit(1);
-    }
-    auto v = ring_measure(down, up, ring_wait([pid] { return alive(pid); }), bytes, iters, n);
-    ::kill(pid, SIGKILL);
-    wait_for(pid);
-    return v;
-  } catch (const std::exception&) {
-    return {};
-  }
-}
 
 namespace {
 
@@ -441,31 +342,6 @@ std::vector<double> thread_channel_samples(std::size_t bytes, int iters, int n) 
     });
     auto v = channel_measure(near, bytes, iters, n);
     near.close();
-    echo.join();
-    return v;
-  } catch (const std::exception&) {
-    return {};
-  }
-}
-
-std::vector<double> thread_ring_samples(std::size_t bytes, int iters, int n) {
-  try {
-    auto region = ipc::shared_region::create("crew-bench-ring", 2 * ring_bytes);
-    const auto down = ipc::spsc_ring::create(region.bytes(), 0, ring_capacity);
-    const auto up = ipc::spsc_ring::create(region.bytes(), ring_bytes, ring_capacity);
-    // Each side's peer_alive reads one flag, as cheap as the processes' getppid()/kill(pid, 0),
-    // and like them consulted only once per `poll` of sleep.
-    std::atomic<bool> measuring{true}, echoing{true};
-    const peer_placement core;
-    std::thread echo([&] {
-      core.place_peer();
-      ring_echo(down, up, ring_wait([&] { return measuring.load(std::memory_order_relaxed); }));
-      echoing = false;
-    });
-    auto v =
-        ring_measure(down, up, ring_wait([&] { return echoing.load(std::memory_order_relaxed); }),
-                     bytes, iters, n);
-    measuring = false;  // the echo's next wait ends with peer_lost
     echo.join();
     return v;
   } catch (const std::exception&) {

@@ -1,15 +1,14 @@
 // experiments/pools.hpp — where the bench meets crew's own executors.
 //
-// Every figure that needs crew::thread_pool, crew::process_pool, hybrid_pool, the shared-memory
-// ring, zero-copy shared buffers or MPI comes from one function here. A part that is not built
-// yet returns a series in state `not_built` with a note saying so — never a made-up figure.
+// Every figure that needs crew::thread_pool, crew::process_pool, hybrid_pool, crew's channels,
+// zero-copy shared arrays or MPI comes from one function here, through crew's public API.
 //
 // Every pool runs inside a sacrificial child of the bench (lab/child.hpp): a pool has threads
 // (its workers, or a process pool's manager and watcher), and the bench forks for most of its
 // other figures, which must happen from a single-threaded process. A pool that hangs is killed
 // at the child's timeout and its series is marked failed; a pool that crashes the child (the
-// thread_pool fault case) is the measurement. The shared-memory ring needs no threads: like the
-// pipe and socket cases, it runs between the bench and one forked echo child.
+// thread_pool fault case) is the measurement. A channel needs no threads: like the pipe and
+// socket cases, it runs between the bench and one forked echo child (or one echo thread).
 //
 // Process pools in the I/O sweep are capped at max_pool_processes workers; larger worker counts
 // are not run for them (the experiment notes it).
@@ -27,13 +26,7 @@
 
 namespace crew::lab::pools {
 
-inline constexpr bool thread_pool_built = true;
-inline constexpr bool process_pool_built = true;
-inline constexpr bool hybrid_pool_built = true;
-inline constexpr bool shm_ring_built = true;
-inline constexpr bool shared_buffer_built = false;
 // MPI figures come from crew-mpi-probe under mpirun, when both are there (mpi_probe_path()).
-inline constexpr bool mpi_built = true;
 
 /// The largest process pool the sweeps start: a pool of hundreds of processes measures the
 /// kernel's process table more than crew, and holds hundreds of MiB on a shared machine.
@@ -51,18 +44,10 @@ series process_pool_startup(const config& cfg, std::string_view start_method);
 
 /// Communication samplers, shaped like the experiment's own: seconds per round trip of a
 /// `bytes` message to an echo peer, `n` samples each averaging `iters` round trips; empty when
-/// the transport failed. The ring runs between this process and a forked child over two
-/// spsc_rings (crew's default 1 MiB channel; larger messages stream through it); the task
-/// round trip submits an echo task to a one-worker process_pool and waits for its result.
-std::vector<double> shm_ring_samples(std::size_t bytes, int iters, int n);
-/// The same two rings, the same echo loop and the same waiting (ring_wait below), between this
-/// thread and a second thread of this process: the threads' side of the ring comparison.
-std::vector<double> thread_ring_samples(std::size_t bytes, int iters, int n);
-/// How both ring samplers hand a message over and wait for it — one mechanism on both sides,
-/// named in the communication experiment's series (JSON "mechanism") so a reader can check.
-extern const char* const ring_mechanism;
-/// Round trips through a crew::make_channel (the public queue), to a forked echo child or an
-/// echo thread; same contract as shm_ring_samples.
+/// the transport failed. The channel samplers go through a public crew::make_channel, to a
+/// forked echo child or to an echo thread — one mechanism and one waiting strategy on both
+/// sides (channel_mechanism, named in the series so a reader can check); the task round trip
+/// submits an echo task to a one-worker process_pool and waits for its result.
 std::vector<double> process_channel_samples(std::size_t bytes, int iters, int n);
 std::vector<double> thread_channel_samples(std::size_t bytes, int iters, int n);
 extern const char* const channel_mechanism;

@@ -2,7 +2,7 @@
 
 #include <algorithm>
 
-#include "advise/format.hpp"
+#include "crew/detail/format.hpp"
 
 #include <cmath>
 #include <cstdio>

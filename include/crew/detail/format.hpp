@@ -1,4 +1,4 @@
-// advise/format.hpp — numbers as the advice prints them: three significant digits and a unit
+// crew/detail/format.hpp — numbers as the advice prints them: three significant digits and a unit
 // ("12.3 ms", "64.0 MiB", "1.95×"). The same text as the CLI's tables, so the reasons read the
 // same from `crew advise` and from crew::advise<&fn>. Reentrant.
 #pragma once
